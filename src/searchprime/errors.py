@@ -1,0 +1,74 @@
+"""Every error searchprime raises on purpose.
+
+    SearchPrimeError                 base; the CLI prints it as one line, without a traceback
+    ├── ConfigError                  a config file or flag is invalid (names the field)
+    ├── RecordError                  a malformed input record (names file:line: field: problem)
+    ├── MissingExtraError            an optional dependency is not installed (names the extra)
+    ├── BackendError                 a backend (LLM, search, judge) failed after its retries
+    │   ├── LLMError
+    │   └── SearchError
+    └── ResumeError                  an output file cannot be resumed (e.g. another run's config)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "BackendError",
+    "ConfigError",
+    "LLMError",
+    "MissingExtraError",
+    "RecordError",
+    "ResumeError",
+    "SearchError",
+    "SearchPrimeError",
+]
+
+
+class SearchPrimeError(Exception):
+    """Base class: a problem the user can fix, printed without a traceback."""
+
+
+class ConfigError(SearchPrimeError):
+    """A configuration value is invalid."""
+
+
+class RecordError(SearchPrimeError):
+    """A malformed record in an input file, located as ``file:line: field: problem``."""
+
+    def __init__(self, path: str | Path | None, line: int | None, field: str, problem: str):
+        self.path = str(path) if path is not None else "<input>"
+        self.line = line
+        self.field = field
+        self.problem = problem
+        where = self.path if line is None else f"{self.path}:{line}"
+        super().__init__(f"{where}: {field}: {problem}")
+
+
+class MissingExtraError(SearchPrimeError):
+    """An optional dependency is missing; the message says which extra installs it."""
+
+    def __init__(self, package: str, extra: str):
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{package} is not installed: install the `{extra}` extra: "
+            f"pip install 'searchprime[{extra}]'"
+        )
+
+
+class BackendError(SearchPrimeError):
+    """A backend failed after retries."""
+
+
+class LLMError(BackendError):
+    """An LLM backend failed after retries."""
+
+
+class SearchError(BackendError):
+    """A search backend failed after retries."""
+
+
+class ResumeError(SearchPrimeError):
+    """An existing output cannot be resumed safely."""

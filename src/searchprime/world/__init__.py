@@ -1,0 +1,1 @@
+"""searchprime.world."""
