@@ -1,13 +1,13 @@
 """Every error searchprime raises on purpose.
 
-    SearchPrimeError                 base; the CLI prints it as one line, without a traceback
-    ├── ConfigError                  a config file or flag is invalid (names the field)
-    ├── RecordError                  a malformed input record (names file:line: field: problem)
-    ├── MissingExtraError            an optional dependency is not installed (names the extra)
-    ├── BackendError                 a backend (LLM, search, judge) failed after its retries
-    │   ├── LLMError
-    │   └── SearchError
-    └── ResumeError                  an output file cannot be resumed (e.g. another run's config)
+SearchPrimeError                 base; the CLI prints it as one line, without a traceback
+├── ConfigError                  a config file or flag is invalid (names the field)
+├── RecordError                  a malformed input record (names file:line: field: problem)
+├── MissingExtraError            an optional dependency is not installed (names the extra)
+├── BackendError                 a backend (LLM, search, judge) failed after its retries
+│   ├── LLMError
+│   └── SearchError
+└── ResumeError                  an output file cannot be resumed (e.g. another run's config)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The one interface every policy implements: an LLM server, a local model, or a scripted teacher."""
+"""The one interface every policy implements: an LLM server, a local model or a teacher."""
 
 from __future__ import annotations
 

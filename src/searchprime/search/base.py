@@ -1,4 +1,4 @@
-"""The search interface the agent loop uses; every backend (BM25, dense, HTTP, web) implements it."""
+"""The search interface the agent loop uses; every backend (BM25, dense, HTTP, web) has it."""
 
 from __future__ import annotations
 
