@@ -1,0 +1,146 @@
+"""Every prompt string the agent loop shows a policy, in one place.
+
+The tag protocol follows the Behavior Priming scaffold (arXiv 2510.06534, short-answer mode):
+one action per response among ``<search> query </search>``, ``<summary> ... </summary>`` and
+``<answer> ... </answer>``; search results come back inside ``<information> ... </information>``;
+the model never writes ``<information>`` itself. With ``thinking="explicit"`` the model reasons
+inside ``<think> ... </think>`` before its action; with ``"internal"`` a reasoning model thinks
+on its own (the server returns that reasoning separately).
+
+The conversation is chat-shaped: a system message with the rules, a first user message
+holding the line ``Question: <question>``, then alternating model responses and user messages
+carrying observations and reminders.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Thinking = Literal["explicit", "internal", "none"]
+
+__all__ = [
+    "FORMAT_REMINDER",
+    "SUMMARY_ACK",
+    "SUMMARY_REMINDER",
+    "Thinking",
+    "first_user_message",
+    "information_message",
+    "search_reminder",
+    "system_prompt",
+    "turns_left_reminder",
+    "with_reminders",
+]
+
+_INTRO = """\
+You are a research assistant that answers questions by searching. You can take many turns of \
+searching and reasoning before you answer.
+
+In each turn, decide the single next action from the history so far. The history contains the \
+question, your earlier responses, and the search results of each <search> query, which the \
+search engine returns between <information> and </information>.
+
+Rules you must follow:
+1. Take exactly ONE action per response; never put two actions in one response.
+2. Use only the actions listed below, with exactly their tags.
+3. Do not repeat a search you already made; read the earlier results first.
+4. Never write <information> or </information> yourself; only the search engine does.
+5. Stop your response right after the closing tag of your action.
+
+Actions:
+1. <search> query </search>: search for information you are missing.
+2. <answer> answer </answer>: give the final answer once you can. The answer must be SHORT \
+(ideally 1-5 words, at most 10): only the fact itself, such as a name, date, number or short \
+phrase, with no explanation.
+3. <summary> important parts of the history </summary>: condense the history. Keep what \
+matters for the question: the queries you already made and the useful findings from their \
+results, with their sources, written as plain text (no tags inside the summary). After a \
+summary, the summary replaces the earlier turns in your history.
+"""
+
+_FORMAT_EXPLICIT = """
+Response format:
+First think step by step about the question and the history inside <think> and </think>. \
+Then write exactly one action.
+
+Example:
+<think> I need to find out who ... The first results did not mention ..., so I will search \
+for ... </think>
+<search> query </search>
+"""
+
+_FORMAT_INTERNAL = """
+Response format:
+Think as much as you need, then write exactly one action, for example:
+<search> query </search>
+"""
+
+_FORMAT_NONE = """
+Response format:
+Write exactly one action, for example:
+<search> query </search>
+"""
+
+_FORMATS: dict[str, str] = {
+    "explicit": _FORMAT_EXPLICIT,
+    "internal": _FORMAT_INTERNAL,
+    "none": _FORMAT_NONE,
+}
+
+#: Shown after a response that did not hold exactly one valid action.
+FORMAT_REMINDER = (
+    "Your previous response was not a valid action, so nothing was done. Pay attention to the "
+    "output format: exactly one of <search> query </search>, <summary> ... </summary> or "
+    "<answer> answer </answer>, and nothing after its closing tag."
+)
+
+#: Shown once the context passes the token budget: ask for a summary.
+SUMMARY_REMINDER = (
+    "Your history has grown long. Consider summarising it with <summary> ... </summary>, "
+    "keeping the queries and the findings that matter for the question."
+)
+
+#: The observation after a summary: the summary now stands for the earlier turns.
+SUMMARY_ACK = "Your summary now replaces the earlier turns. Continue with your next action."
+
+
+def system_prompt(thinking: Thinking = "explicit") -> str:
+    """The system message: the tag protocol, with the response format for ``thinking``."""
+    try:
+        return _INTRO + _FORMATS[thinking]
+    except KeyError:
+        raise ValueError(f"thinking must be one of {sorted(_FORMATS)}, got {thinking!r}") from None
+
+
+def first_user_message(question: str) -> str:
+    """The first user message; it holds the line ``Question: <question>`` (one line)."""
+    one_line = " ".join(question.split())
+    return f"Question: {one_line}\n"
+
+
+def information_message(formatted_hits: str) -> str:
+    """The observation after a search: results inside ``<information>`` tags."""
+    return f"<information>\n{formatted_hits}\n</information>"
+
+
+def search_reminder(n_searches: int) -> str:
+    """Shown after ``n_searches`` consecutive searches."""
+    return (
+        f"Note: you have made {n_searches} searches in a row. Consider whether you can answer "
+        "now. If you still need to search, check the earlier results and do not repeat a search."
+    )
+
+
+def turns_left_reminder(turns_left: int) -> str:
+    """Shown when few turns remain."""
+    what = "turn" if turns_left == 1 else "turns"
+    return (
+        f"Note: you have {turns_left} {what} left. Give your final answer with "
+        "<answer> answer </answer> soon; an unanswered question counts as wrong."
+    )
+
+
+def with_reminders(observation: str, reminders: list[str]) -> str:
+    """Append reminders after an observation (after the closing tag, one per line)."""
+    if not reminders:
+        return observation
+    return observation + "\n\n" + "\n".join(reminders)
