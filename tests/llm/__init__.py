@@ -1,0 +1,1 @@
+"""Tests of searchprime.llm; fake_openai.py is a reusable fault-injecting OpenAI server."""

@@ -1,0 +1,229 @@
+"""OpenAIChat against a real fault-injecting HTTP server on 127.0.0.1 (tests/llm/fake_openai.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+
+import pytest
+
+from searchprime.errors import ConfigError, LLMError
+from searchprime.llm.base import SamplingParams
+from searchprime.llm.openai_http import OpenAIChat, estimate_tokens, parse_retry_after
+from searchprime.records import Message
+from tests.llm.fake_openai import FakeOpenAIServer
+
+MSGS = [Message(role="user", content="Question: where is the Eiffel tower?")]
+STOP = SamplingParams(max_tokens=32, temperature=0.0, stop=["</search>", "</answer>"])
+
+
+def fast_client(url: str, **kwargs) -> OpenAIChat:
+    kwargs.setdefault("backoff_base_s", 0.01)
+    kwargs.setdefault("backoff_max_s", 0.05)
+    kwargs.setdefault("timeout_s", 5.0)
+    return OpenAIChat(url, **kwargs)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_completion_restores_stop_and_reads_reasoning():
+    def responder(body):
+        return {
+            "content": "I will look. <search>eiffel tower city</search> extra",
+            "reasoning_content": "think",
+        }
+
+    with FakeOpenAIServer(responder, fail_rate=0.0) as srv:
+        llm = fast_client(srv.base_url)
+
+        async def go():
+            out = await llm.complete(MSGS, STOP)
+            await llm.aclose()
+            return out
+
+        out = run(go())
+    assert out.text == "I will look. <search>eiffel tower city</search>"
+    assert out.reasoning == "think"
+    assert out.finish_reason == "stop"
+    assert out.prompt_tokens and out.completion_tokens
+    assert llm.model == "fake-model"  # discovered from /v1/models
+    body = srv.requests[0]
+    assert body["stop"] == ["</search>", "</answer>"] and body["temperature"] == 0.0
+    assert body["model"] == "fake-model"
+
+
+def test_reasoning_field_variant_and_extra_body():
+    with FakeOpenAIServer(
+        lambda b: {"content": "<answer>x</answer>", "reasoning": "r"}, 0.0
+    ) as srv:
+        llm = fast_client(srv.base_url, model="m1", extra_body={"chat_template_kwargs": {"a": 1}})
+        out = run(llm.complete(MSGS, SamplingParams(max_tokens=8, seed=3)))
+    assert out.reasoning == "r" and out.text == "<answer>x</answer>"
+    assert srv.requests[0]["chat_template_kwargs"] == {"a": 1}
+    assert srv.requests[0]["seed"] == 3 and srv.requests[0]["model"] == "m1"
+
+
+def test_retries_every_fault_kind_then_succeeds():
+    script = ["500", "503", "429", "drop", "garbage", "stall"]
+    with FakeOpenAIServer(fail_rate=0.0, script=script, stall_s=1.0) as srv:
+        llm = fast_client(srv.base_url, model="m", timeout_s=0.3, max_retries=6)
+        out = run(llm.complete(MSGS, STOP))
+    assert out.text.startswith("<answer>")
+    assert srv.calls == 7 and srv.ok == 1
+    assert out.meta == {"retries": 6}
+    assert llm.stats["retries"] == 6
+
+
+def test_gives_up_with_status_and_excerpt():
+    with FakeOpenAIServer(fail_rate=1.0, faults=["500"]) as srv:
+        llm = fast_client(srv.base_url, model="m", max_retries=2)
+        with pytest.raises(LLMError) as info:
+            run(llm.complete(MSGS, STOP))
+    assert srv.calls == 3
+    message = str(info.value)
+    assert "HTTP 500" in message and "injected internal error" in message
+    assert "after 3 attempts" in message
+
+
+def test_client_error_is_not_retried():
+    with FakeOpenAIServer(fail_rate=0.0, require_key="right") as srv:
+        llm = fast_client(srv.base_url, model="m")
+        with pytest.raises(LLMError, match="HTTP 401"):
+            run(llm.complete(MSGS, STOP))
+    assert srv.calls == 1
+
+
+def test_retry_after_seconds_is_honoured():
+    with FakeOpenAIServer(fail_rate=0.0, script=["429"], retry_after="1") as srv:
+        llm = fast_client(srv.base_url, model="m", backoff_max_s=5.0)
+        start = time.perf_counter()
+        run(llm.complete(MSGS, STOP))
+        waited = time.perf_counter() - start
+    assert srv.calls == 2
+    assert 0.95 <= waited < 3.0
+
+
+def test_retry_after_http_date():
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412490.0) == 0.0
+    assert parse_retry_after("2.5") == 2.5
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+    date = email.utils.formatdate(time.time() + 2, usegmt=True)
+    with FakeOpenAIServer(fail_rate=0.0, script=["503"], retry_after=date) as srv:
+        llm = fast_client(srv.base_url, model="m", backoff_max_s=5.0)
+        start = time.perf_counter()
+        run(llm.complete(MSGS, STOP))
+        waited = time.perf_counter() - start
+    assert srv.calls == 2 and 0.5 <= waited < 3.5  # HTTP dates have 1 s resolution
+
+
+def test_timeout_is_per_request():
+    with FakeOpenAIServer(fail_rate=1.0, faults=["stall"], stall_s=2.0) as srv:
+        llm = fast_client(srv.base_url, model="m", timeout_s=0.2, max_retries=1)
+        start = time.perf_counter()
+        with pytest.raises(LLMError, match="timed out after 0.2 s"):
+            run(llm.complete(MSGS, STOP))
+        assert time.perf_counter() - start < 1.5
+
+
+def test_api_key_sent_but_never_shown(monkeypatch):
+    secret = "sk-test-SECRET-123456"
+    monkeypatch.setenv("SP_TEST_KEY", secret)
+    with FakeOpenAIServer(lambda b: f"echo {secret}", fail_rate=1.0, faults=["500"]) as srv:
+        srv.require_key = secret
+        llm = fast_client(srv.base_url, api_key_env="SP_TEST_KEY", max_retries=1)
+        with pytest.raises(LLMError) as info:
+            run(llm.complete(MSGS, STOP))
+        assert srv.auth_headers == [f"Bearer {secret}"] * 2
+        srv.fail_rate = 0.0
+        out = run(llm.complete(MSGS, STOP))
+    assert out.text == f"echo {secret}"  # the content is the server's business
+    for shown in (str(info.value), repr(llm), str(llm.describe()), llm.name):
+        assert secret not in shown
+    assert llm.describe()["api_key_env"] == "SP_TEST_KEY"
+    assert all(secret not in str(v) for v in vars(llm).values())
+
+
+def test_error_excerpt_scrubs_echoed_key(monkeypatch):
+    secret = "sk-echoed-ABCDEF"
+    monkeypatch.setenv("SP_TEST_KEY2", secret)
+    with FakeOpenAIServer(fail_rate=0.0, require_key="other") as srv:
+        llm = fast_client(srv.base_url, model="m", api_key_env="SP_TEST_KEY2")
+        llm._scrub("x")  # smoke
+        with pytest.raises(LLMError) as info:
+            run(llm.complete(MSGS, STOP))
+    assert secret not in str(info.value)
+    assert llm._scrub(f"bad key {secret}") == "bad key ***"
+
+
+def test_missing_key_env_is_a_config_error(monkeypatch):
+    monkeypatch.delenv("SP_NOPE", raising=False)
+    with pytest.raises(ConfigError, match="SP_NOPE"):
+        OpenAIChat("http://127.0.0.1:1/v1", api_key_env="SP_NOPE")
+    with pytest.raises(ConfigError, match="base_url"):
+        OpenAIChat("localhost:8000")
+
+
+def test_concurrency_limit_and_fault_rollout():
+    """Many concurrent requests through 30% faults: all succeed, never > concurrency at once."""
+    active = 0
+    peak = 0
+    lock = __import__("threading").Lock()
+
+    def responder(body):
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        time.sleep(0.02)
+        with lock:
+            active -= 1
+        return "<answer>" + body["messages"][-1]["content"] + "</answer>"
+
+    with FakeOpenAIServer(responder, fail_rate=0.3, seed=1, faults=["500", "429", "drop"]) as srv:
+        llm = fast_client(srv.base_url, model="m", concurrency=4, max_retries=8)
+
+        async def go():
+            msgs = [[Message(role="user", content=f"q{i}")] for i in range(40)]
+            outs = await asyncio.gather(*(llm.complete(m, STOP) for m in msgs))
+            await llm.aclose()
+            return outs
+
+        outs = run(go())
+    assert [o.text for o in outs] == [f"<answer>q{i}</answer>" for i in range(40)]
+    assert sum(srv.faults_injected.values()) > 0
+    assert srv.calls == 40 + sum(srv.faults_injected.values())
+    assert peak <= 4
+
+
+def test_client_survives_a_new_event_loop():
+    with FakeOpenAIServer(fail_rate=0.0) as srv:
+        llm = fast_client(srv.base_url)
+        first = run(llm.complete(MSGS, STOP))
+        second = run(llm.complete(MSGS, STOP))
+        run(llm.aclose())
+    assert first.text == second.text
+
+
+def test_count_tokens_server_then_cache_then_estimate():
+    with FakeOpenAIServer(fail_rate=0.0) as srv:
+        llm = fast_client(srv.base_url, model="m")
+        n = llm.count_tokens(MSGS)
+        assert n == len(MSGS[0].content) // 4
+        assert llm.describe()["token_counting"].startswith("server POST /tokenize")
+        assert llm.count_tokens(MSGS) == n
+    with FakeOpenAIServer(fail_rate=0.0, tokenize=False) as srv:
+        llm = fast_client(srv.base_url, model="m")
+        payload = [{"role": "user", "content": MSGS[0].content}]
+        assert llm.count_tokens(MSGS) == estimate_tokens(payload)
+        assert "estimate" in llm.describe()["token_counting"]
+
+
+def test_length_finish_does_not_invent_a_closing_tag():
+    reply = {"content": "<search>an unfinished que", "finish_reason": "length"}
+    with FakeOpenAIServer(lambda b: reply, fail_rate=0.0) as srv:
+        out = run(fast_client(srv.base_url, model="m").complete(MSGS, STOP))
+    assert out.finish_reason == "length" and out.text == "<search>an unfinished que"
