@@ -1,7 +1,80 @@
-"""CLI commands (filled in by its stage)."""
+"""``searchprime score``: EM / cover-EM / F1 and an optional LLM judge per trajectory."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
+from rich.table import Table
+
+from searchprime.cli._common import out, progress_bar, summary
+
+
+def make_judge_llm(url: str, model: str | None, api_key_env: str | None = None):
+    """An OpenAI-compatible judge endpoint (imported lazily)."""
+    from searchprime.llm.openai_http import OpenAIChat
+
+    return OpenAIChat(url, model, api_key_env=api_key_env)
+
+
+def score(
+    trajectories: Path = typer.Argument(..., help="Trajectories JSONL.", exists=True),
+    out_path: Path = typer.Option(..., "--out", help="Scored trajectories JSONL (atomic)."),
+    tasks: Path | None = typer.Option(None, "--tasks", help="Tasks file: golds + denominator."),
+    judge_url: str | None = typer.Option(None, help="OpenAI-compatible base URL of a judge."),
+    judge_model: str | None = typer.Option(None, help="Judge model name (default: the server's)."),
+    judge_key_env: str | None = typer.Option(None, help="Env var holding the judge's API key."),
+    judge_cache: Path | None = typer.Option(
+        None, help="SQLite cache of judge calls (default: <out>.judge-cache.sqlite)."
+    ),
+    reward_hacking: bool = typer.Option(False, help="Also audit answers for reward hacking."),
+) -> None:
+    """Score every trajectory; a task with no trajectory or no answer counts as wrong."""
+    from searchprime.eval.judge import LLMJudge
+    from searchprime.eval.score import score_file
+    from searchprime.records import iter_json_lines
+
+    judge = None
+    llm = None
+    if judge_url:
+        llm = make_judge_llm(judge_url, judge_model, judge_key_env)
+        cache = judge_cache or Path(str(out_path) + ".judge-cache.sqlite")
+        judge = LLMJudge(llm, cache=cache, check_hacking=reward_hacking)
+    total = sum(1 for _ in iter_json_lines(trajectories))
+    try:
+        with progress_bar("scoring", total) as advance:
+            report = score_file(trajectories, out_path, tasks=tasks, judge=judge, on_done=advance)
+    finally:
+        if llm is not None:
+            import asyncio
+
+            asyncio.run(llm.aclose())
+    table = Table(title="scores")
+    cols = ["source", "n", "missing", "no answer", "EM", "cover-EM", "F1"]
+    if judge is not None:
+        cols += ["judge", "unknown"]
+    for col in cols:
+        table.add_column(col, justify="left" if col == "source" else "right")
+    groups = list(report.by_source.items()) + [("ALL", report.overall)]
+    for src, g in groups:
+        row = [src, str(g.n), str(g.missing), str(g.no_answer)]
+        row += [f"{g.em:.3f}", f"{g.cover_em:.3f}", f"{g.f1:.3f}"]
+        if judge is not None:
+            row += [f"{g.judge:.3f}", str(g.judge_unknown)]
+        table.add_row(*row)
+    out.print(table)
+    extra = (
+        f", judge calls {report.judge_calls} (cache hits {report.judge_cache_hits})"
+        if judge
+        else ""
+    )
+    summary(
+        f"scored {report.overall.n - report.overall.missing} trajectories "
+        f"(+{report.overall.missing} missing tasks counted wrong): EM {report.overall.em:.3f}, "
+        f"F1 {report.overall.f1:.3f}{extra} -> {out_path}"
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to ``app``."""
+    """Add ``score`` to ``app``."""
+    app.command("score")(score)

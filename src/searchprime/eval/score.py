@@ -1,0 +1,197 @@
+"""Score trajectories: EM, cover-EM, token F1 and optionally an LLM judge.
+
+Honest denominators: a trajectory without a final answer scores 0 on every metric, and a
+task of the tasks file that has no trajectory counts as one wrong attempt in the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from searchprime.eval.judge import LLMJudge
+from searchprime.eval.metrics import cover_em, exact_match, split_golds, token_f1
+from searchprime.records import Scores, Task, Trajectory, atomic_write_text, read_jsonl, write_jsonl
+
+__all__ = ["GroupScore", "ScoreReport", "is_correct", "load_task_file", "score_file", "score_one"]
+
+
+class GroupScore(BaseModel):
+    """Mean metrics over one group (all, or one data_source)."""
+
+    n: int = Field(description="Denominator: trajectories plus tasks with no trajectory.")
+    missing: int = Field(default=0, description="Tasks with no trajectory (counted wrong).")
+    no_answer: int = Field(default=0, description="Trajectories without a final answer.")
+    em: float = 0.0
+    cover_em: float = 0.0
+    f1: float = 0.0
+    judge: float | None = Field(default=None, description="Judge accuracy (unknown = wrong).")
+    judge_unknown: int = 0
+    reward_hacking: int = 0
+
+
+class ScoreReport(BaseModel):
+    """What ``score_file`` measured; also written next to the output as JSON."""
+
+    trajectories: str
+    out: str
+    overall: GroupScore
+    by_source: dict[str, GroupScore]
+    missing_task_ids: list[str] = Field(default_factory=list)
+    judge: str | None = None
+    judge_calls: int = 0
+    judge_cache_hits: int = 0
+
+
+def load_task_file(path: str | Path) -> list[Task]:
+    """Tasks from any layout the task loaders accept (falls back to Task JSONL)."""
+    try:
+        from searchprime.tasks import load_tasks  # type: ignore[attr-defined]
+    except ImportError:
+        load_tasks = None
+    if load_tasks is not None:
+        return list(load_tasks(path))
+    return list(read_jsonl(path, Task))
+
+
+def score_one(traj: Trajectory, golds: list[str]) -> Scores:
+    """String metrics of one trajectory (no judge)."""
+    pred = traj.final_answer
+    if pred is None or not pred.strip():
+        return Scores(em=0.0, cover_em=0.0, f1=0.0)
+    return Scores(
+        em=exact_match(pred, golds), cover_em=cover_em(pred, golds), f1=token_f1(pred, golds)
+    )
+
+
+def is_correct(traj: Trajectory, metric: str = "auto") -> bool:
+    """Correctness used by statistics and selection.
+
+    ``auto``: the judge verdict when one was recorded, else exact match. Unscored
+    trajectories are scored on the fly from their stored gold answers. Unknown = wrong.
+    """
+    scores = traj.scores or score_one(traj, split_golds(traj.answers))
+    if metric in ("auto", "judge") and scores.judge is not None:
+        return bool(scores.judge)
+    if metric == "judge":
+        return False
+    value = {"em": scores.em, "cover_em": scores.cover_em, "f1": scores.f1}.get(
+        "em" if metric == "auto" else metric
+    )
+    return bool(value is not None and value >= 1.0)
+
+
+def _group(rows: list[tuple[Scores, bool]], missing: int, judged: bool) -> GroupScore:
+    n = len(rows) + missing
+    if n == 0:
+        return GroupScore(n=0)
+
+    def mean(attr: str) -> float:
+        return sum(getattr(s, attr) or 0.0 for s, _ in rows) / n
+
+    return GroupScore(
+        n=n,
+        missing=missing,
+        no_answer=sum(1 for _, no_ans in rows if no_ans),
+        em=mean("em"),
+        cover_em=mean("cover_em"),
+        f1=mean("f1"),
+        judge=(sum(1 for s, _ in rows if s.judge) / n) if judged else None,
+        judge_unknown=sum(1 for s, no_ans in rows if judged and not no_ans and s.judge is None),
+        reward_hacking=sum(1 for s, _ in rows if s.reward_hacking),
+    )
+
+
+async def _score_async(
+    trajs: list[Trajectory],
+    golds_of: Callable[[Trajectory], list[str]],
+    judge: LLMJudge | None,
+    on_done: Callable[[int], None] | None,
+) -> None:
+    async def one(traj: Trajectory) -> None:
+        golds = golds_of(traj)
+        scores = score_one(traj, golds)
+        if judge is not None:
+            if traj.final_answer and traj.final_answer.strip():
+                verdict = await judge.judge(traj.question, traj.final_answer, golds)
+                scores.judge = verdict.correct
+                scores.judge_rationale = verdict.rationale
+                scores.reward_hacking = verdict.reward_hacking
+            else:
+                scores.judge, scores.judge_rationale = False, "no final answer"
+        traj.scores = scores
+        if on_done is not None:
+            on_done(1)
+
+    await asyncio.gather(*(one(t) for t in trajs))
+
+
+def score_file(
+    trajectories: str | Path,
+    out: str | Path,
+    *,
+    tasks: str | Path | None = None,
+    judge: LLMJudge | None = None,
+    on_done: Callable[[int], None] | None = None,
+) -> ScoreReport:
+    """Fill ``Trajectory.scores`` for every record of ``trajectories`` and write ``out``.
+
+    Gold answers come from the trajectory itself, or from ``tasks`` when given (the tasks
+    file wins, and also defines the denominator). ``out`` is written atomically; the report is
+    also written to ``<out>.summary.json``.
+    """
+    trajs = list(read_jsonl(trajectories, Trajectory))
+    task_by_id: dict[str, Task] = {}
+    if tasks is not None:
+        task_by_id = {t.id: t for t in load_task_file(tasks)}
+
+    def golds_of(traj: Trajectory) -> list[str]:
+        task = task_by_id.get(traj.task_id)
+        return split_golds(task.answers if task is not None else traj.answers)
+
+    asyncio.run(_score_async(trajs, golds_of, judge, on_done))
+    write_jsonl(out, trajs)
+
+    def source_of(traj_source: str | None, task: Task | None) -> str:
+        return traj_source or (task.data_source if task else None) or "unknown"
+
+    seen = {t.task_id for t in trajs}
+    missing = [tid for tid in task_by_id if tid not in seen]
+    groups: dict[str, list[tuple[Scores, bool]]] = defaultdict(list)
+    missing_by: dict[str, int] = defaultdict(int)
+    for t in trajs:
+        no_ans = not (t.final_answer and t.final_answer.strip())
+        groups[source_of(t.data_source, task_by_id.get(t.task_id))].append((t.scores, no_ans))
+    for tid in missing:
+        missing_by[source_of(None, task_by_id[tid])] += 1
+    judged = judge is not None
+    all_rows = [r for rows in groups.values() for r in rows]
+    report = ScoreReport(
+        trajectories=str(trajectories),
+        out=str(out),
+        overall=_group(all_rows, len(missing), judged),
+        by_source={
+            src: _group(groups.get(src, []), missing_by.get(src, 0), judged)
+            for src in sorted(set(groups) | set(missing_by))
+        },
+        missing_task_ids=missing,
+        judge=judge.name if judge else None,
+        judge_calls=judge.caller.calls if judge else 0,
+        judge_cache_hits=judge.caller.cache_hits if judge else 0,
+    )
+    summary_path = Path(str(out) + ".summary.json")
+    atomic_write_text(summary_path, json.dumps(report.model_dump(), indent=2) + "\n")
+    return report
+
+
+def report_rows(report: ScoreReport) -> list[dict[str, Any]]:
+    """Flat rows (source, n, metrics) for tables."""
+    rows = [{"source": src, **g.model_dump()} for src, g in report.by_source.items()]
+    rows.append({"source": "ALL", **report.overall.model_dump()})
+    return rows

@@ -1,0 +1,125 @@
+"""Fixtures for behavior tests: trajectory factories and a real SmolLM2 server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from searchprime.records import (
+    Action,
+    BehaviorEvidence,
+    BehaviorLabels,
+    Trajectory,
+    Turn,
+)
+
+
+def make_traj(
+    task_id: str,
+    *,
+    correct: bool = True,
+    shown: set[str] | frozenset[str] = frozenset(),
+    truth: set[str] | None = None,
+    attempt: int = 0,
+    unknown: set[str] | frozenset[str] = frozenset(),
+    behaviors: tuple[str, ...] | None = None,
+    labelled: bool = True,
+    n_turns: int = 2,
+    observation: str = "Doc 1 (Title: X) [Source: encyclopedia | wiki.example]\nX was born in Y.",
+) -> Trajectory:
+    """A small trajectory with gold 'Paris'; ``shown`` -> labels, ``truth`` -> teacher log."""
+    from searchprime.records import BEHAVIORS
+
+    names = behaviors or BEHAVIORS
+    turns = []
+    for i in range(n_turns - 1):
+        meta = {"behaviors": sorted(truth)} if truth is not None and i == 0 else {}
+        if truth is not None and i > 0:
+            meta = {"behaviors": []}
+        turns.append(
+            Turn(
+                index=i,
+                context=[0],
+                output=f"<think>step {i}</think><search>query {i}</search>",
+                action=Action(kind="search", content=f"query {i}"),
+                observation=f"<information>\n{observation}\n</information>",
+                policy_meta=meta,
+            )
+        )
+    answer = "Paris" if correct else "Lyon"
+    turns.append(
+        Turn(
+            index=n_turns - 1,
+            context=[0],
+            output=f"<answer>{answer}</answer>",
+            action=Action(kind="answer", content=answer),
+            policy_meta={"behaviors": []} if truth is not None else {},
+        )
+    )
+    labels = None
+    if labelled:
+        labels = BehaviorLabels(
+            annotator="test",
+            behaviors={
+                n: BehaviorEvidence(present=None if n in unknown else n in shown) for n in names
+            },
+        )
+    return Trajectory(
+        task_id=task_id,
+        attempt=attempt,
+        question="What is the capital of France?",
+        answers=["Paris"],
+        turns=turns,
+        final_answer=answer,
+        termination="answer",
+        labels=labels,
+    )
+
+
+@pytest.fixture
+def traj_factory():
+    return make_traj
+
+
+@pytest.fixture(scope="session")
+def smol_llm() -> Iterator[object]:
+    """The real SmolLM2-135M served by llama.cpp on 127.0.0.1, behind OpenAIChat."""
+    import asyncio
+
+    from searchprime.llm.models import smollm2_gguf_path
+    from searchprime.llm.openai_http import OpenAIChat
+    from searchprime.llm.serve import GGUFServer
+
+    with GGUFServer(smollm2_gguf_path(), parallel=4, ctx_size=8192) as server:
+        llm = OpenAIChat(server.base_url, "smollm2-135m", timeout_s=120.0, max_retries=1)
+        yield llm
+        asyncio.run(llm.aclose())
+
+
+class CountingLLM:
+    """Wraps an LLM and counts the requests that reach it."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = inner.name
+        self.model = getattr(inner, "model", None)
+        self.calls = 0
+
+    async def complete(self, messages, params):
+        self.calls += 1
+        return await self.inner.complete(messages, params)
+
+    def count_tokens(self, messages):
+        return self.inner.count_tokens(messages)
+
+    def describe(self):
+        return self.inner.describe()
+
+    async def aclose(self):
+        return None
+
+
+@pytest.fixture
+def counting():
+    return CountingLLM
