@@ -7,13 +7,13 @@ import re
 
 import pytest
 
-from conftest import QUESTION_RE, ScriptedLLM, make_tasks, searcher_policy
 from searchprime.agent import prompts
 from searchprime.agent.loop import AgentConfig, run_agent, turn_seed
 from searchprime.errors import LLMError, SearchError
 from searchprime.llm.base import Completion
 from searchprime.records import Message, Trajectory
 from searchprime.search.format import format_hits
+from tests.agent.helpers import QUESTION_RE, ScriptedLLM, make_tasks, searcher_policy
 
 TASK = make_tasks(1)[0]
 
