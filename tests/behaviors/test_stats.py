@@ -100,3 +100,18 @@ def test_pearson_reference() -> None:
     assert pearson([0, 1, 0, 1], [0, 1, 0, 1]) == pytest.approx(1.0)
     assert pearson([0, 1, 0, 1], [1, 0, 1, 0]) == pytest.approx(-1.0)
     assert pearson([1], [1]) is None
+
+
+def test_group_by_field(tmp_path, traj_factory) -> None:
+    trajs = []
+    for i in range(6):
+        t = traj_factory(f"g{i}", correct=i % 2 == 0, shown={IV} if i < 3 else set())
+        t.policy = {"name": "teacher:all" if i < 3 else "teacher:none"}
+        trajs.append(t)
+    path = tmp_path / "mixed.jsonl"
+    write_jsonl(path, trajs)
+    report = compute_stats([path], group_by="policy.name")
+    assert [r.run for r in report.runs] == ["teacher:all", "teacher:none"]
+    assert [r.behaviors[IV].rate for r in report.runs] == [1.0, 0.0]
+    assert [r.n for r in report.runs] == [3, 3]
+    assert compute_stats([path], group_by="meta.nothing").runs[0].run == "-"

@@ -25,6 +25,7 @@ __all__ = [
     "StatsReport",
     "compute_run_stats",
     "compute_stats",
+    "field_value",
     "pearson",
     "plot_stats",
 ]
@@ -160,18 +161,46 @@ def _behaviors_of(trajs: list[Trajectory]) -> tuple[str, ...]:
     return tuple(names) or BEHAVIORS
 
 
+def field_value(traj: Trajectory, dotted: str) -> str:
+    """``traj`` attribute by dotted path (``policy.name``, ``meta.preset``); '-' when absent."""
+    node: object = traj
+    for part in dotted.split("."):
+        if isinstance(node, dict):
+            node = node.get(part)
+        else:
+            node = getattr(node, part, None)
+        if node is None:
+            return "-"
+    return str(node)
+
+
 def compute_stats(
     files: list[str | Path],
     *,
     names: list[str] | None = None,
     behaviors: tuple[str, ...] | None = None,
     correctness: str = "auto",
+    group_by: str | None = None,
 ) -> StatsReport:
-    """Statistics for each labelled trajectories file (a run or a model)."""
+    """Statistics for each labelled trajectories file (a run or a model).
+
+    ``group_by`` (a dotted field such as ``policy.name``) further splits each file into one
+    run per value, named ``<file>:<value>``.
+    """
     runs_trajs = [list(read_jsonl(f, Trajectory)) for f in files]
     if behaviors is None:
         behaviors = _behaviors_of([t for ts in runs_trajs for t in ts])
     labels = names or [Path(f).stem for f in files]
+    if group_by:
+        split_trajs, split_labels = [], []
+        for ts, label in zip(runs_trajs, labels, strict=True):
+            groups: dict[str, list[Trajectory]] = {}
+            for t in ts:
+                groups.setdefault(field_value(t, group_by), []).append(t)
+            for value in sorted(groups):
+                split_trajs.append(groups[value])
+                split_labels.append(f"{label}:{value}" if len(files) > 1 else value)
+        runs_trajs, labels = split_trajs, split_labels
     runs = [
         compute_run_stats(ts, label, behaviors, correctness)
         for ts, label in zip(runs_trajs, labels, strict=True)

@@ -144,6 +144,9 @@ def stats_cmd(
     out_dir: Path | None = typer.Option(None, help="Write stats.json and PNG plots here."),
     correctness: str = typer.Option("auto", help="auto (judge, else EM) | em | cover_em | judge."),
     taxonomy: Path | None = typer.Option(None, help="Restrict to this taxonomy's behaviors."),
+    group_by: str | None = typer.Option(
+        None, help="Split each file by a dotted field, e.g. policy.name or meta.preset."
+    ),
 ) -> None:
     """Per-behavior rates overall / among correct / among incorrect, and links to accuracy."""
     from searchprime.behaviors.stats import compute_stats, plot_stats
@@ -153,7 +156,9 @@ def stats_cmd(
     if names and len(names) != len(files):
         raise ConfigError(f"--name: {len(names)} names for {len(files)} files")
     behaviors = load_taxonomy(taxonomy).names if taxonomy else None
-    report = compute_stats(files, names=names, behaviors=behaviors, correctness=correctness)
+    report = compute_stats(
+        files, names=names, behaviors=behaviors, correctness=correctness, group_by=group_by
+    )
     for run in report.runs:
         table = Table(
             title=(
