@@ -1,0 +1,351 @@
+"""A local Hugging Face causal LM as an LLM, batching the requests of concurrent agents.
+
+Concurrent ``complete`` calls are queued; a background asyncio task waits ``batch_wait_s`` after
+the first request, takes up to ``max_batch`` of them and decodes them together in a worker
+thread (so the event loop keeps running the agents' searches). The decoding loop is our own,
+over the model's KV cache, so each row keeps its own sampling settings honestly:
+
+- per-row ``temperature`` (0 = greedy), ``top_p``, ``max_tokens`` and stop strings;
+- per-row ``torch.Generator`` seeded from ``params.seed``: a seeded request samples the same
+  text whatever else shares its batch (up to float noise of padded matmuls);
+- stop strings are matched on the decoded text; the text is cut right after the stop, which
+  is kept (``Completion.text`` includes the closing tag), like EOS it ends the row;
+- ``logprobs`` are the model's raw (temperature 1) log-probabilities of the sampled tokens.
+
+Rows are left-padded; finished rows idle until the batch ends (static batching).
+Models load from a HF folder or a GGUF file (``transformers`` dequantizes it; needs ``gguf``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from searchprime.errors import ConfigError, LLMError, MissingExtraError
+
+try:
+    import torch
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise MissingExtraError("torch", "train") from exc
+
+from searchprime._lazy import require
+from searchprime.llm.base import Completion, SamplingParams
+from searchprime.llm.tokens import _split_gguf, chat_dicts, load_tokenizer, render_chat
+from searchprime.records import Message
+
+__all__ = ["LocalHF"]
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class _Request:
+    messages: list[dict[str, str]]
+    params: SamplingParams
+    future: asyncio.Future
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class _Row:
+    """Decoding state of one request inside a batch."""
+
+    index: int
+    prompt_len: int
+    max_new: int
+    params: SamplingParams
+    generator: torch.Generator | None
+    tokens: list[int] = field(default_factory=list)
+    generated: int = 0
+    logprobs: list[float] = field(default_factory=list)
+    text: str = ""
+    finish: str | None = None
+
+
+class LocalHF:
+    """A local causal LM implementing the LLM protocol.
+
+    Args:
+        path: a HF model folder (or hub name), or a ``.gguf`` file.
+        gguf_file: the GGUF file name inside ``path`` (when ``path`` is a folder).
+        device: torch device, e.g. ``"cpu"`` or ``"cuda"``.
+        max_batch: most requests decoded together.
+        dtype: ``"float32"``, ``"bfloat16"``, ``"float16"`` or ``None`` (float32 on CPU,
+            bfloat16 elsewhere).
+        batch_wait_s: how long the batcher waits after the first request for others to join.
+        threads: torch intra-op CPU threads (process-wide ``torch.set_num_threads``); on a
+            busy machine fewer threads are much faster than oversubscribed ones.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        gguf_file: str | None = None,
+        device: str = "cpu",
+        max_batch: int = 16,
+        dtype: str | None = None,
+        batch_wait_s: float = 0.005,
+        threads: int | None = None,
+    ):
+        if max_batch < 1:
+            raise ConfigError(f"llm.max_batch: must be >= 1, got {max_batch}")
+        if dtype is not None and dtype not in _DTYPES:
+            raise ConfigError(f"llm.dtype: expected one of {sorted(_DTYPES)}, got {dtype!r}")
+        transformers = require("transformers", "train")
+        if threads is not None:
+            torch.set_num_threads(max(1, threads))
+        self.threads = threads
+        source, gguf = _split_gguf(path, gguf_file)
+        if not gguf and os.path.sep in source and not Path(source).exists():
+            raise ConfigError(f"{source}: model folder not found")
+        self.path = source
+        self.gguf_file = gguf
+        self.device = device
+        self.max_batch = max_batch
+        self.batch_wait_s = batch_wait_s
+        self.dtype = dtype or ("float32" if device == "cpu" else "bfloat16")
+        self.tokenizer = load_tokenizer(source, gguf)
+        try:
+            model = transformers.AutoModelForCausalLM.from_pretrained(
+                source, gguf_file=gguf, dtype=_DTYPES[self.dtype]
+            )
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{source}: cannot load the model: {exc}") from exc
+        self.model = model.to(device).eval()
+        self.max_context = int(getattr(model.config, "max_position_embeddings", 0) or 1 << 20)
+        eos = model.generation_config.eos_token_id
+        eos_ids = eos if isinstance(eos, list) else [eos]
+        if self.tokenizer.eos_token_id is not None:
+            eos_ids.append(self.tokenizer.eos_token_id)
+        self.eos_ids = {int(i) for i in eos_ids if i is not None}
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else min(self.eos_ids, default=0))
+        forward_args = inspect.signature(self.model.forward).parameters
+        self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
+        self._logits_to_keep = "logits_to_keep" in forward_args
+        self.name = f"local:{gguf or Path(source).name}"
+        self._rng = random.Random()
+        self._queue: asyncio.Queue[_Request] | None = None
+        self._worker: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._token_cache: OrderedDict[tuple, int] = OrderedDict()
+        self._lock = threading.Lock()
+        self.stats = {"requests": 0, "batches": 0, "max_batch_seen": 0}
+
+    # ------------------------------------------------------------------ LLM protocol
+    async def complete(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
+        """Queue one request; it is decoded with whatever else is pending."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._worker is None or self._worker.done():
+            self._queue = asyncio.Queue()
+            self._loop = loop
+            self._worker = loop.create_task(self._batcher(self._queue))
+        request = _Request(chat_dicts(messages), params, loop.create_future())
+        assert self._queue is not None
+        self.stats["requests"] += 1
+        await self._queue.put(request)
+        completion: Completion = await request.future
+        completion.latency_s = time.perf_counter() - request.enqueued
+        return completion
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Tokens of the chat-formatted messages, with the generation prompt (cached)."""
+        key = tuple((m.role, m.content) for m in messages)
+        with self._lock:
+            if key in self._token_cache:
+                return self._token_cache[key]
+        count = len(self._encode(chat_dicts(messages)))
+        with self._lock:
+            self._token_cache[key] = count
+            if len(self._token_cache) > 4096:
+                self._token_cache.popitem(last=False)
+        return count
+
+    def describe(self) -> dict[str, Any]:
+        """The model and batching settings (recorded with each trajectory)."""
+        return {
+            "kind": "local",
+            "path": self.path,
+            "gguf_file": self.gguf_file,
+            "device": self.device,
+            "dtype": self.dtype,
+            "max_batch": self.max_batch,
+            "threads": self.threads,
+            "max_context": self.max_context,
+            "token_counting": "local Hugging Face tokenizer",
+        }
+
+    async def aclose(self) -> None:
+        """Stop the batching task (the model stays loaded until this object is dropped)."""
+        worker, self._worker = self._worker, None
+        if worker is not None and not worker.done():
+            worker.cancel()
+            try:
+                await worker
+            except (asyncio.CancelledError, RuntimeError):
+                pass
+
+    def __repr__(self) -> str:
+        return f"LocalHF({self.path!r}, gguf_file={self.gguf_file!r}, device={self.device!r})"
+
+    # ------------------------------------------------------------------ batching
+    async def _batcher(self, queue: asyncio.Queue[_Request]) -> None:
+        while True:
+            batch = [await queue.get()]
+            if self.batch_wait_s > 0 and len(batch) < self.max_batch:
+                await asyncio.sleep(self.batch_wait_s)
+            while len(batch) < self.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            batch = [r for r in batch if not r.future.done()]
+            if not batch:
+                continue
+            self.stats["batches"] += 1
+            self.stats["max_batch_seen"] = max(self.stats["max_batch_seen"], len(batch))
+            try:
+                results = await asyncio.to_thread(self._generate, batch)
+            except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
+                results = [LLMError(f"{self.name}: generation failed: {exc}")] * len(batch)
+            for request, result in zip(batch, results, strict=True):
+                if request.future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    request.future.set_exception(result)
+                else:
+                    request.future.set_result(result)
+
+    # ------------------------------------------------------------------ decoding
+    def _encode(self, messages: list[dict[str, str]]) -> list[int]:
+        text = render_chat(self.tokenizer, messages, add_generation_prompt=True)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _generator(self, params: SamplingParams) -> torch.Generator | None:
+        if params.temperature == 0:
+            return None
+        seed = params.seed if params.seed is not None else self._rng.randrange(2**63)
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    @staticmethod
+    def _sample(logits: torch.Tensor, row: _Row) -> int:
+        params = row.params
+        if params.temperature == 0:
+            return int(torch.argmax(logits))
+        probs = torch.softmax(logits / params.temperature, dim=-1)
+        if params.top_p < 1.0:
+            sorted_probs, order = torch.sort(probs, descending=True)
+            drop = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > params.top_p
+            sorted_probs = sorted_probs.masked_fill(drop, 0.0)
+            pick = torch.multinomial(sorted_probs, 1, generator=row.generator)
+            return int(order[pick])
+        return int(torch.multinomial(probs, 1, generator=row.generator))
+
+    def _finish_row(self, row: _Row, token: int) -> None:
+        """Update ``row`` after sampling ``token``; set ``finish`` when it is done."""
+        row.generated += 1
+        if token in self.eos_ids:
+            row.finish = "stop"
+            row.text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
+            return
+        row.tokens.append(token)
+        if row.params.stop:
+            text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
+            hits = [(text.find(s), s) for s in row.params.stop if s and s in text]
+            if hits:
+                start, stop = min(hits)
+                row.text = text[: start + len(stop)]
+                row.finish = "stop"
+                return
+        if len(row.tokens) >= row.max_new:
+            row.finish = "length"
+            row.text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
+
+    @torch.inference_mode()
+    def _generate(self, batch: list[_Request]) -> list[Completion | LLMError]:
+        results: list[Completion | LLMError | None] = [None] * len(batch)
+        rows: list[_Row] = []
+        prompts: list[list[int]] = []
+        for i, request in enumerate(batch):
+            ids = self._encode(request.messages)
+            room = self.max_context - len(ids)
+            if room < 1:
+                results[i] = LLMError(
+                    f"{self.name}: prompt of {len(ids)} tokens leaves no room in the model's "
+                    f"context of {self.max_context}"
+                )
+                continue
+            max_new = min(request.params.max_tokens, room)
+            rows.append(_Row(i, len(ids), max_new, request.params, self._generator(request.params)))
+            prompts.append(ids)
+        if rows:
+            self._decode(rows, prompts)
+        for row in rows:
+            results[row.index] = Completion(
+                text=row.text,
+                finish_reason=row.finish or "length",
+                prompt_tokens=row.prompt_len,
+                completion_tokens=row.generated,
+                logprobs=row.logprobs if row.params.logprobs else None,
+            )
+        return results  # type: ignore[return-value]
+
+    def _forward(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
+    ) -> tuple[torch.Tensor, Any]:
+        """Last-position logits and the updated KV cache (``cache=`` in transformers >= 5.x,
+        ``past_key_values=`` before)."""
+        kwargs: dict[str, Any] = {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "position_ids": positions,
+        }
+        kwargs[self._cache_arg] = cache
+        if self._logits_to_keep:
+            kwargs["logits_to_keep"] = 1
+        out = self.model(use_cache=True, **kwargs)
+        new_cache = getattr(out, "cache", None)
+        if new_cache is None:
+            new_cache = out.past_key_values
+        return out.logits[:, -1, :].float(), new_cache
+
+    def _decode(self, rows: list[_Row], prompts: list[list[int]]) -> None:
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for b, prompt in enumerate(prompts):
+            ids[b, width - len(prompt) :] = torch.tensor(prompt)
+            mask[b, width - len(prompt) :] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask, positions = ids.to(self.device), mask.to(self.device), positions.to(self.device)
+        past = None
+        want_logprobs = any(r.params.logprobs for r in rows)
+        for _ in range(max(r.max_new for r in rows)):
+            logits, past = self._forward(ids, mask, positions, past)
+            logps = torch.log_softmax(logits, dim=-1) if want_logprobs else None
+            next_ids = []
+            for b, row in enumerate(rows):
+                if row.finish is not None:
+                    next_ids.append(self.pad_id)
+                    continue
+                token = self._sample(logits[b], row)
+                if logps is not None and row.params.logprobs:
+                    row.logprobs.append(float(logps[b, token]))
+                self._finish_row(row, token)
+                next_ids.append(token)
+            if all(r.finish is not None for r in rows):
+                break
+            ids = torch.tensor(next_ids, dtype=torch.long, device=self.device).unsqueeze(1)
+            mask = torch.cat([mask, torch.ones_like(ids)], dim=1)
+            positions = positions[:, -1:] + 1
+        for row in rows:
+            if row.finish is None:
+                row.finish = "length"
+                row.text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
