@@ -24,7 +24,10 @@ def _llm(url: str | None, model: str | None, key_env: str | None):
         raise ConfigError("--llm-url: an OpenAI-compatible endpoint is required for this judge")
     from searchprime.llm.openai_http import OpenAIChat
 
-    return OpenAIChat(url, model, api_key_env=key_env)
+    llm = OpenAIChat(url, model, api_key_env=key_env)
+    if model is None:
+        llm.describe()  # learns the served model now, so cache keys name it from the start
+    return llm
 
 
 def _close(llm) -> None:

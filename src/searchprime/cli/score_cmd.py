@@ -14,7 +14,10 @@ def make_judge_llm(url: str, model: str | None, api_key_env: str | None = None):
     """An OpenAI-compatible judge endpoint (imported lazily)."""
     from searchprime.llm.openai_http import OpenAIChat
 
-    return OpenAIChat(url, model, api_key_env=api_key_env)
+    llm = OpenAIChat(url, model, api_key_env=api_key_env)
+    if model is None:
+        llm.describe()  # learns the served model now, so cache keys name it from the start
+    return llm
 
 
 def score(
