@@ -8,7 +8,7 @@ import re
 import pytest
 
 from searchprime.agent import prompts
-from searchprime.agent.loop import AgentConfig, run_agent, turn_seed
+from searchprime.agent.loop import AgentConfig, run_agent
 from searchprime.errors import LLMError, SearchError
 from searchprime.llm.base import Completion
 from searchprime.records import Message, Trajectory
@@ -45,7 +45,7 @@ def test_search_then_answer(bm25) -> None:
     # the model saw exactly the messages its turn's context names
     for turn, (msgs, params) in zip(traj.turns, llm.requests, strict=True):
         assert msgs == [traj.messages[i] for i in turn.context]
-        assert params.seed == turn_seed(7, turn.index)
+        assert params.seed == 7  # the attempt seed, unchanged each turn
         assert {"</search>", "</answer>", "</summary>"} <= set(params.stop)
     assert first.input_tokens == llm.count_tokens(llm.requests[0][0])
     assert traj.policy == {"kind": "scripted"} and traj.search["kind"] == "bm25"
@@ -192,7 +192,6 @@ def test_config_validation() -> None:
         AgentConfig(thinking="loud")
     with pytest.raises(ValueError, match="context_limit_tokens"):
         AgentConfig(context_budget_tokens=100, context_limit_tokens=50)
-    assert turn_seed(None, 3) is None and turn_seed(1, 0) != turn_seed(1, 1)
 
 
 def test_no_search_results_are_explicit(scripted) -> None:

@@ -33,7 +33,7 @@ from searchprime.records import Message, SearchHit, Task, Trajectory, Turn
 from searchprime.search.base import SearchBackend
 from searchprime.search.format import format_hits
 
-__all__ = ["ACTION_STOPS", "AgentConfig", "default_sampling", "run_agent", "turn_seed"]
+__all__ = ["ACTION_STOPS", "AgentConfig", "default_sampling", "run_agent"]
 
 #: Stop sequences that end a response right after its action.
 ACTION_STOPS: tuple[str, ...] = tuple(f"</{tag}>" for tag in ACTION_TAGS)
@@ -94,13 +94,6 @@ class AgentConfig(BaseModel):
         ):
             raise ValueError("context_limit_tokens must be >= context_budget_tokens")
         return self
-
-
-def turn_seed(seed: int | None, turn: int) -> int | None:
-    """Per-turn sampling seed derived from the trajectory seed (None stays None)."""
-    if seed is None:
-        return None
-    return (seed * 1_000_003 + turn) % 2**31
 
 
 def _describe(obj: Any) -> dict[str, Any]:
@@ -184,6 +177,7 @@ async def run_agent(
     final_answer: str | None = None
     n_invalid = 0
     run.next_tokens = run.count(run.context)
+    seeded = cfg.sampling.model_copy(update={"seed": seed})
 
     for t in range(cfg.max_turns):
         context = list(run.context)
@@ -196,9 +190,9 @@ async def run_agent(
             termination = "context_limit"
             error = f"model input of {input_tokens} tokens > context_limit_tokens"
             break
-        params = cfg.sampling
-        if seed is not None:
-            params = params.model_copy(update={"seed": turn_seed(seed, t)})
+        # the attempt seed goes unchanged into every turn's request: servers draw from it per
+        # request (the prompts differ), and scripted teachers key their state on it
+        params = cfg.sampling if seed is None else seeded
         t0 = time.perf_counter()
         try:
             completion = await llm.complete([run.messages[i] for i in context], params)
