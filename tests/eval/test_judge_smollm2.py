@@ -50,3 +50,21 @@ def test_judge_and_score_against_smollm2(tmp_path, smol_llm, counting) -> None:
     report2 = score_file(src, tmp_path / "s2.jsonl", judge=again)
     assert llm.calls == calls and report2.judge_calls == 0 and report2.judge_cache_hits == calls
     assert [t.scores for t in read_jsonl(tmp_path / "s2.jsonl", Trajectory)] == got
+
+
+def test_score_cli_with_judge_url(tmp_path, smol_llm) -> None:
+    from typer.testing import CliRunner
+
+    from searchprime.cli.main import app
+
+    src = tmp_path / "t.jsonl"
+    write_jsonl(src, [_traj("1", "Shakespeare", ["William Shakespeare"])])
+    args = ["score", str(src), "--out", str(tmp_path / "s.jsonl"), "--judge-url", smol_llm.base_url]
+    args += ["--judge-max-tokens", "24", "--judge-retries", "0"]
+    runner = CliRunner(env={"COLUMNS": "200"})
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "judge calls 1 (cache hits 0)" in res.output
+    res = runner.invoke(app, args)  # rerun: the default cache next to --out answers
+    assert res.exit_code == 0 and "judge calls 0 (cache hits 1)" in res.output
+    assert (tmp_path / "s.jsonl.judge-cache.sqlite").exists()

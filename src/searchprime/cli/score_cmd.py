@@ -31,6 +31,8 @@ def score(
         None, help="SQLite cache of judge calls (default: <out>.judge-cache.sqlite)."
     ),
     reward_hacking: bool = typer.Option(False, help="Also audit answers for reward hacking."),
+    judge_max_tokens: int = typer.Option(256, help="Max tokens of each judge reply."),
+    judge_retries: int = typer.Option(2, help="Retries of an unparseable judge reply."),
 ) -> None:
     """Score every trajectory; a task with no trajectory or no answer counts as wrong."""
     from searchprime.eval.judge import LLMJudge
@@ -42,7 +44,13 @@ def score(
     if judge_url:
         llm = make_judge_llm(judge_url, judge_model, judge_key_env)
         cache = judge_cache or Path(str(out_path) + ".judge-cache.sqlite")
-        judge = LLMJudge(llm, cache=cache, check_hacking=reward_hacking)
+        judge = LLMJudge(
+            llm,
+            cache=cache,
+            check_hacking=reward_hacking,
+            max_tokens=judge_max_tokens,
+            retries=judge_retries,
+        )
     total = sum(1 for _ in iter_json_lines(trajectories))
     try:
         with progress_bar("scoring", total) as advance:
