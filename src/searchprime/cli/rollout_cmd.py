@@ -71,7 +71,10 @@ def _build_policy(cfg: RolloutRunConfig, teacher: str | None, world: str | None)
         )
     from searchprime.llm.registry import LLMConfig, load_llm
 
-    return load_llm(_validated(LLMConfig, cfg.policy, "policy"))
+    policy = dict(cfg.policy)
+    if policy.get("kind", "openai") == "openai" and "concurrency" not in policy:
+        policy["concurrency"] = max(32, cfg.concurrency)  # never the bottleneck by default
+    return load_llm(_validated(LLMConfig, policy, "policy"))
 
 
 def _build_search(cfg: RolloutRunConfig) -> Any:
