@@ -219,8 +219,11 @@ class OpenAIChat:
             if attempt:
                 self.stats["retries"] += 1
             try:
-                response = await client.request(method, url, json=body)
-            except httpx.TimeoutException:
+                # httpx times each read; wait_for also bounds a server that trickles bytes
+                response = await asyncio.wait_for(
+                    client.request(method, url, json=body), self.timeout_s + 1.0
+                )
+            except (httpx.TimeoutException, asyncio.TimeoutError):
                 last = f"timed out after {self.timeout_s:g} s"
                 error = _Retryable(last)
             except httpx.TransportError as exc:
