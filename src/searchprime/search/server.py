@@ -1,0 +1,198 @@
+"""A drop-in Search-R1 retrieval server over any :class:`SearchBackend`.
+
+``POST /retrieve`` takes Search-R1's request ``{"queries": [...], "topk": k,
+"return_scores": bool}`` and answers ``{"result": [[{"document": doc, "score": s}, ...], ...]}``
+(without scores, the inner items are the documents themselves). Each document carries
+Search-R1's ``{"id", "contents"}`` (``contents = '"Title"\\ntext'``) plus ``title``, ``text``,
+``source`` and ``url``. ``GET /health`` reports liveness.
+
+Concurrent requests are merged into one batched index call (:class:`MicroBatcher`), and the
+index runs in a worker thread, so the event loop only parses and serializes. An optional
+bearer token guards ``/retrieve``. :class:`BackgroundServer` runs the app with uvicorn in a
+thread (tests, benchmarks, notebooks); ``searchprime index serve`` runs it in the foreground.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from searchprime._lazy import require
+from searchprime.records import SearchHit
+from searchprime.search._batch import MicroBatcher
+from searchprime.search.base import SearchBackend
+from searchprime.search.corpus import contents_of
+
+try:
+    import orjson
+
+    def _dumps(obj: Any) -> bytes:
+        return orjson.dumps(obj)
+
+except ImportError:  # pragma: no cover
+
+    def _dumps(obj: Any) -> bytes:
+        return json.dumps(obj, ensure_ascii=False).encode("utf-8")
+
+
+require("fastapi", "serve")  # a hint naming the extra, rather than a bare ImportError
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Response  # noqa: E402
+
+__all__ = ["BackgroundServer", "create_app", "hit_to_document", "serve"]
+
+MAX_QUERIES = 4096
+MAX_TOPK = 1000
+
+
+class RetrieveRequest(BaseModel):
+    """Search-R1's request body."""
+
+    queries: list[str] = Field(max_length=MAX_QUERIES)
+    topk: int | None = Field(default=None, ge=1, le=MAX_TOPK)
+    return_scores: bool = False
+
+
+def hit_to_document(hit: SearchHit) -> dict[str, Any]:
+    """A hit as a Search-R1 document: ``id`` and ``contents`` first, then our fields."""
+    doc: dict[str, Any] = {
+        "id": hit.doc_id,
+        "contents": contents_of(hit.title, hit.text),
+        "title": hit.title,
+        "text": hit.text,
+    }
+    if hit.source is not None:
+        doc["source"] = hit.source
+    if hit.url is not None:
+        doc["url"] = hit.url
+    return doc
+
+
+def _search_fn(backend: SearchBackend):
+    """Batched coroutine ``(queries, topk) -> hits`` over the backend."""
+    sync = getattr(backend, "search_sync", None)
+    if callable(sync):
+        return MicroBatcher(sync)
+    return backend.search  # async backends (HTTP, web) batch or parallelise themselves
+
+
+def create_app(
+    backend: SearchBackend, token: str | None = None, *, default_topk: int = 3
+) -> FastAPI:
+    """The FastAPI app serving ``backend``; requests need ``Authorization: Bearer token``
+    when ``token`` is set."""
+    fastapi = require("fastapi", "serve")
+    from fastapi import Response
+    from pydantic import BaseModel, Field
+
+    class RetrieveRequest(BaseModel):
+        queries: list[str] = Field(max_length=MAX_QUERIES)
+        topk: int | None = Field(default=None, ge=1, le=MAX_TOPK)
+        return_scores: bool = False
+
+    app = fastapi.FastAPI(title="searchprime retriever", version="1")
+    search = _search_fn(backend)
+    app.state.backend = backend
+    app.state.search = search
+    expected = f"Bearer {token}".encode() if token else None
+
+    def check_token(request: Request) -> None:
+        if expected is None:
+            return
+        got = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(got, expected):
+            raise HTTPException(401, "missing or wrong bearer token")
+
+    @app.post("/retrieve", dependencies=[Depends(check_token)])
+    async def retrieve(req: RetrieveRequest) -> Response:
+        topk = req.topk or default_topk
+        try:
+            hits = await search(req.queries, topk) if req.queries else []
+        except Exception as exc:  # the backend failed: 503, the client may retry
+            raise HTTPException(503, f"search backend failed: {exc}") from exc
+        if req.return_scores:
+            result = [
+                [{"document": hit_to_document(h), "score": h.score} for h in row] for row in hits
+            ]
+        else:
+            result = [[hit_to_document(h) for h in row] for row in hits]
+        return Response(_dumps({"result": result}), media_type="application/json")
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        out: dict[str, Any] = {"status": "ok", "backend": backend.name}
+        if expected is None:
+            out["describe"] = backend.describe()
+        return out
+
+    return app
+
+
+class BackgroundServer:
+    """Run an ASGI app with uvicorn in a daemon thread; ``port=0`` picks a free port.
+
+    >>> with BackgroundServer(create_app(index)) as srv:  # doctest: +SKIP
+    ...     requests.post(srv.url + "/retrieve", json={"queries": ["q"], "topk": 3})
+    """
+
+    def __init__(
+        self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+    ):
+        uvicorn = require("uvicorn", "serve")
+        self._sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.host, self.port = host, self._sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level=log_level, lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:41234``."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> BackgroundServer:
+        """Start and wait until the server accepts requests."""
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("retrieval server failed to start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        """Ask uvicorn to exit and join the thread."""
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(
+    backend: SearchBackend,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    *,
+    default_topk: int = 3,
+    log_level: str = "info",
+) -> None:
+    """Serve ``backend`` in the foreground until interrupted."""
+    uvicorn = require("uvicorn", "serve")
+    app = create_app(backend, token, default_topk=default_topk)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
