@@ -50,7 +50,7 @@ SUMMARY_FILE = "searchprime_sft.json"
 #: Our defaults for TRL/Trainer fields (any of them can be overridden through ``trl``).
 TRL_DEFAULTS: dict[str, Any] = {
     "report_to": "none",
-    "gradient_checkpointing": False,  # small models: recomputation costs more than it saves
+    "activation_checkpointing": False,  # small models: recomputation costs more than it saves
     "save_total_limit": 2,
     "logging_steps": 5,
     "include_num_input_tokens_seen": "non_padding",
@@ -189,6 +189,8 @@ def _sft_config(cfg: SFTRunConfig, assistant_only: bool) -> Any:
     kwargs = {**TRL_DEFAULTS, **cfg.trl}
     if not torch.cuda.is_available() and "bf16" not in cfg.trl:
         kwargs["bf16"] = False  # TRL defaults to bf16; on CPU it is slower and less exact
+    if not torch.cuda.is_available():
+        kwargs.setdefault("dataloader_pin_memory", False)
     if kwargs.get("packing") and kwargs.get("packing_strategy", "bfd") == "wrapped":
         raise ConfigError(
             "trl.packing_strategy: 'wrapped' cuts samples and lets them attend to each other; "
