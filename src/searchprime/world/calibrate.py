@@ -1,0 +1,187 @@
+"""Calibration: run teacher presets through the real agent loop and BM25, and tabulate.
+
+``calibrate(world_dir, ...)`` builds (or reuses) a BM25 index of the world's corpus, runs
+each preset on the dev split with :func:`searchprime.agent.rollout.rollout`, and returns a
+:class:`CalibrationReport`: accuracy by preset and by trap type, the rank of the page that
+holds the needed fact in each search, priming-data yield, and timings. ``format_report``
+prints it as the table the acceptance criteria read.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from searchprime.records import BEHAVIORS, Trajectory
+from searchprime.world.load import World
+from searchprime.world.schema import TRAPS
+
+__all__ = [
+    "CalibrationReport",
+    "exact_match",
+    "format_report",
+    "rank_of_needed_page",
+    "summarize",
+]
+
+_PUNCT = set(string.punctuation)
+
+
+def _normalize(text: str) -> str:
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def exact_match(pred: str | None, golds: Iterable[str]) -> bool:
+    """SQuAD-normalised exact match (uses searchprime.eval.metrics when it is installed)."""
+    if not pred:
+        return False
+    try:
+        from searchprime.eval.metrics import exact_match as em  # type: ignore
+
+        return bool(em(pred, list(golds)))
+    except ImportError:
+        return any(_normalize(pred) == _normalize(g) for g in golds)
+
+
+def shown(traj: Trajectory) -> set[str]:
+    """Behaviors the teacher reported showing (ground truth from ``Turn.policy_meta``)."""
+    return {b for t in traj.turns for b in t.policy_meta.get("behaviors", [])}
+
+
+def rank_of_needed_page(traj: Trajectory, world: World) -> list[int | None]:
+    """For each search turn: rank (1-based) of the first hit stating the fact the search
+    was after (the true chain fact of the hop the teacher reported), or None."""
+    task = world.task(traj.task_id)
+    if task is None:
+        return []
+    chain = world.chain(task)
+    out: list[int | None] = []
+    for turn in traj.turns:
+        if turn.action.kind != "search":
+            continue
+        hop = min(int(turn.policy_meta.get("hop", 0)), len(chain) - 1)
+        fact = chain[hop]
+        want = (fact.relation, fact.subject, fact.object)
+        rank = None
+        for i, hit in enumerate(turn.hits, start=1):
+            page = world.pages.get(hit.doc_id) or world.page_for(hit.title, hit.text)
+            if page is not None and want in page.claims:
+                rank = i
+                break
+        out.append(rank)
+    return out
+
+
+@dataclass
+class CalibrationReport:
+    """Numbers of one calibration run."""
+
+    n_tasks: int
+    accuracy: dict[str, float] = field(default_factory=dict)
+    by_trap: dict[str, dict[str, float]] = field(default_factory=dict)
+    trap_counts: dict[str, int] = field(default_factory=dict)
+    ranks: dict[str, int] = field(default_factory=dict)
+    rank1_share: float = 0.0
+    shown_rates: dict[str, dict[str, float]] = field(default_factory=dict)
+    all_four_right: int = 0
+    all_four_wrong: int = 0
+    yield_runs: int = 0
+    tokens: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _approx_tokens(traj: Trajectory) -> int:
+    return sum(len(m.content) for m in traj.messages) // 4
+
+
+def summarize(runs: dict[str, list[Trajectory]], world: World) -> CalibrationReport:
+    """Accuracy by preset and trap, rank distribution and behavior rates."""
+    n = max((len(v) for v in runs.values()), default=0)
+    rep = CalibrationReport(n_tasks=n)
+    ranks: Counter = Counter()
+    lengths: list[int] = []
+    for preset, trajs in runs.items():
+        right = [exact_match(t.final_answer, t.answers) for t in trajs]
+        rep.accuracy[preset] = sum(right) / max(len(trajs), 1)
+        per_trap: dict[str, list[bool]] = {t: [] for t in (*TRAPS, "none")}
+        for traj, ok in zip(trajs, right, strict=True):
+            task = world.task(traj.task_id)
+            traps = task.meta.get("traps", []) if task else []
+            for trap in traps or ["none"]:
+                per_trap[trap].append(ok)
+            for r in rank_of_needed_page(traj, world):
+                ranks[str(r) if r else "none"] += 1
+            lengths.append(_approx_tokens(traj))
+        rep.by_trap[preset] = {k: sum(v) / len(v) for k, v in per_trap.items() if v}
+        rep.trap_counts = {k: len(v) for k, v in per_trap.items()}
+        rep.shown_rates[preset] = {
+            b: sum(b in shown(t) for t in trajs) / max(len(trajs), 1) for b in BEHAVIORS
+        }
+    rep.ranks = dict(sorted(ranks.items()))
+    total = sum(ranks.values())
+    rep.rank1_share = ranks.get("1", 0) / total if total else 0.0
+    if lengths:
+        lengths.sort()
+        rep.tokens = {
+            "mean": sum(lengths) / len(lengths),
+            "p50": lengths[len(lengths) // 2],
+            "p90": lengths[int(len(lengths) * 0.9)],
+            "max": lengths[-1],
+        }
+    return rep
+
+
+def priming_yield(trajs: list[Trajectory]) -> tuple[int, int]:
+    """(all four shown and right, all four shown and wrong) by teacher ground truth."""
+    right = wrong = 0
+    for t in trajs:
+        if set(BEHAVIORS) <= shown(t):
+            if exact_match(t.final_answer, t.answers):
+                right += 1
+            else:
+                wrong += 1
+    return right, wrong
+
+
+def format_report(rep: CalibrationReport) -> str:
+    """The calibration table as plain text."""
+    traps = [t for t in (*TRAPS, "none") if rep.trap_counts.get(t)]
+    lines = [f"dev tasks per preset: {rep.n_tasks}"]
+    head = f"{'preset':<10} {'EM':>6} " + " ".join(f"{t:>12}" for t in traps)
+    lines.append(head)
+    lines.append(
+        f"{'(n tasks)':<10} {'':>6} " + " ".join(f"{rep.trap_counts[t]:>12}" for t in traps)
+    )
+    for preset, acc in rep.accuracy.items():
+        cells = " ".join(f"{rep.by_trap[preset].get(t, float('nan')):>12.1%}" for t in traps)
+        lines.append(f"{preset:<10} {acc:>6.1%} {cells}")
+    lines.append("")
+    lines.append("behaviors shown (share of trajectories):")
+    for preset, rates in rep.shown_rates.items():
+        lines.append(f"  {preset:<10} " + "  ".join(f"{b[:12]}={r:.0%}" for b, r in rates.items()))
+    total = sum(rep.ranks.values())
+    dist = "  ".join(f"{k}: {v} ({v / total:.0%})" for k, v in rep.ranks.items()) if total else ""
+    lines.append(f"rank of the page holding the needed fact, over {total} searches: {dist}")
+    lines.append(f"needed page at rank 1 in {rep.rank1_share:.1%} of searches")
+    if rep.tokens:
+        t = rep.tokens
+        lines.append(
+            f"trajectory length (~tokens): mean {t['mean']:.0f}, p50 {t['p50']}, "
+            f"p90 {t['p90']}, max {t['max']}"
+        )
+    if rep.yield_runs:
+        lines.append(
+            f"priming yield from {rep.yield_runs} all-behaviors runs on train: "
+            f"{rep.all_four_right} show all four and are right, "
+            f"{rep.all_four_wrong} show all four and are wrong"
+        )
+    for k, v in rep.seconds.items():
+        lines.append(f"time {k}: {v:.1f} s")
+    return "\n".join(lines)
