@@ -6,6 +6,8 @@ import asyncio
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from searchprime.agent import prompts
 from searchprime.agent.loop import AgentConfig, run_agent
@@ -212,3 +214,43 @@ def test_no_search_results_are_explicit(scripted) -> None:
     assert re.fullmatch(
         r"<information>\nNo results found\.\n</information>", traj.turns[0].observation
     )
+
+
+class _CannedSearch:
+    name = "canned"
+
+    async def search(self, queries, topk):
+        from searchprime.records import SearchHit
+
+        return [[SearchHit(doc_id="d1", title="T", text=f"about {q}")] for q in queries]
+
+    def describe(self):
+        return {"kind": "canned"}
+
+    async def aclose(self):
+        pass
+
+
+PIECES = ["<search>", "</search>", "<answer>", "</answer>", "<summary>", "</summary>",
+          "<think>", "</think>", "<information>", "q", " ", "\n", "x y"]  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(PIECES), max_size=8).map("".join), min_size=1,
+                max_size=8),
+       st.integers(1, 6), st.sampled_from(["explicit", "internal", "none"]))  # fmt: skip
+def test_property_any_outputs_give_a_consistent_trajectory(
+    outputs: list[str], max_turns: int, thinking: str
+) -> None:
+    llm = ScriptedLLM(lambda m, i: outputs[i % len(outputs)])
+    traj = run(llm, _CannedSearch(), max_turns=max_turns, thinking=thinking,
+               context_budget_tokens=600)  # fmt: skip
+    assert 1 <= len(traj.turns) <= max_turns
+    assert (traj.termination == "answer") == (traj.final_answer is not None)
+    assert traj.termination in ("answer", "max_turns")
+    for turn, (msgs, _) in zip(traj.turns, llm.requests, strict=True):
+        assert turn.context[:2] == [0, 1] and turn.context == sorted(set(turn.context))
+        assert msgs == [traj.messages[i] for i in turn.context]
+        assert msgs[-1].role == "user" and traj.messages[turn.context[-1] + 1].role == "assistant"
+        assert (turn.observation is None) == (turn.action.kind == "answer")
+    Trajectory.model_validate_json(traj.model_dump_json())
