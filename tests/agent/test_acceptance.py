@@ -176,3 +176,30 @@ def test_key_echoed_by_server_is_scrubbed_from_error_records(bm25, tmp_path, mon
     text = out.read_text()
     assert "bad request from" in text and "HTTP 400" in text
     assert key not in text
+
+
+def test_ctrl_c_leaves_whole_records_and_rerun_completes(bm25_index, tmp_path: Path) -> None:
+    tasks = make_tasks(20)
+    tasks_path = tmp_path / "tasks.jsonl"
+    tasks_path.write_text("".join(t.model_dump_json() + "\n" for t in tasks))
+    out = tmp_path / "traj.jsonl"
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT)
+    env = {**os.environ, "SP_PLANTED_KEY": "k", "PYTHONPATH": str(REPO / "src")}
+    with FakeOpenAIServer(_slow_responder, fail_rate=0.0, tokenize=False) as srv:
+        args = [sys.executable, str(script), srv.base_url, str(bm25_index), str(tasks_path),
+                str(out)]  # fmt: skip
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.time() + 60
+        while time.time() < deadline and not (out.exists() and out.read_bytes().count(b"\n") >= 4):
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode != 0 and b"KeyboardInterrupt" in err
+        data = out.read_bytes()
+        assert data.endswith(b"\n")  # cancellation happens between whole records
+        n_before = data.count(b"\n")
+        assert 4 <= n_before < 40
+        assert subprocess.run(args, env=env, capture_output=True, timeout=120).returncode == 0
+    pairs = Counter(t.key for t in read_jsonl(out, Trajectory, allow_partial_tail=False))
+    assert set(pairs) == {(t.id, a) for t in tasks for a in range(2)} and set(pairs.values()) == {1}
