@@ -14,6 +14,7 @@ import string
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from searchprime.records import BEHAVIORS, Trajectory
@@ -21,10 +22,14 @@ from searchprime.world.load import World
 from searchprime.world.schema import TRAPS
 
 __all__ = [
+    "DEFAULT_PRESETS",
     "CalibrationReport",
+    "calibrate",
+    "ensure_index",
     "exact_match",
     "format_report",
     "rank_of_needed_page",
+    "priming_yield",
     "summarize",
 ]
 
@@ -98,7 +103,8 @@ class CalibrationReport:
 
 
 def _approx_tokens(traj: Trajectory) -> int:
-    return sum(len(m.content) for m in traj.messages) // 4
+    """About 4 characters a token, without the system prompt (the same for every run)."""
+    return sum(len(m.content) for m in traj.messages if m.role != "system") // 4
 
 
 def summarize(runs: dict[str, list[Trajectory]], world: World) -> CalibrationReport:
@@ -173,8 +179,8 @@ def format_report(rep: CalibrationReport) -> str:
     if rep.tokens:
         t = rep.tokens
         lines.append(
-            f"trajectory length (~tokens): mean {t['mean']:.0f}, p50 {t['p50']}, "
-            f"p90 {t['p90']}, max {t['max']}"
+            f"trajectory length without the system prompt (~chars/4): mean {t['mean']:.0f}, "
+            f"p50 {t['p50']}, p90 {t['p90']}, max {t['max']}"
         )
     if rep.yield_runs:
         lines.append(
@@ -185,3 +191,102 @@ def format_report(rep: CalibrationReport) -> str:
     for k, v in rep.seconds.items():
         lines.append(f"time {k}: {v:.1f} s")
     return "\n".join(lines)
+
+
+DEFAULT_PRESETS: tuple[str, ...] = ("plain", "all", "verify", "authority", "adaptive", "recovery")
+
+
+def ensure_index(world_dir: str | Path, index_dir: str | Path | None = None) -> Path:
+    """The world's BM25 index (built under ``world_dir/index`` on first use)."""
+    from searchprime.search.bm25 import MANIFEST, BM25Config, build_bm25_index
+
+    world_dir = Path(world_dir)
+    index_dir = Path(index_dir) if index_dir else world_dir / "index"
+    corpus = world_dir / "corpus.jsonl"
+    manifest = index_dir / MANIFEST
+    if not manifest.exists() or manifest.stat().st_mtime < corpus.stat().st_mtime:
+        build_bm25_index(corpus, index_dir, BM25Config(workers=1))
+    return index_dir
+
+
+async def _run_preset(tasks, world, preset, search, cfg, out_path, concurrency) -> list[Trajectory]:
+    from searchprime.agent.rollout import rollout
+    from searchprime.world.teachers import Teacher
+
+    got: list[Trajectory] = []
+    teacher = Teacher(world, preset)
+    await rollout(
+        tasks, teacher, search, cfg, out_path, concurrency=concurrency, on_done=got.append
+    )
+    if len(got) < len(tasks):  # resumed: read the rest back
+        from searchprime.records import read_jsonl
+
+        got = list(read_jsonl(out_path, Trajectory))
+    order = {t.id: i for i, t in enumerate(tasks)}
+    return sorted(got, key=lambda t: order.get(t.task_id, 0))
+
+
+def calibrate(
+    world_dir: str | Path,
+    *,
+    n: int = 500,
+    presets: Iterable[str] = DEFAULT_PRESETS,
+    split: str = "dev",
+    yield_runs: int = 0,
+    out_dir: str | Path | None = None,
+    index_dir: str | Path | None = None,
+    concurrency: int = 16,
+    on_preset: Any = None,
+) -> tuple[CalibrationReport, dict[str, list[Trajectory]]]:
+    """Run ``presets`` on the first ``n`` tasks of ``split`` through the real agent loop and
+    BM25 top-3; with ``yield_runs``, also run the all-behaviors teacher on that many train
+    tasks and count priming data. Returns the report and the trajectories by preset."""
+    import asyncio
+    import tempfile
+    import time
+
+    from searchprime.agent.loop import AgentConfig
+    from searchprime.search.bm25 import BM25Search
+    from searchprime.world.load import load_world
+
+    world = load_world(world_dir)
+    t0 = time.perf_counter()
+    index = ensure_index(world_dir, index_dir)
+    seconds = {"index": time.perf_counter() - t0}
+    search = BM25Search.load(index)
+    cfg = AgentConfig(max_turns=10, topk=3, thinking="explicit")
+    tasks = world.split(split)[:n]
+    tmp = tempfile.TemporaryDirectory() if out_dir is None else None
+    out = Path(out_dir or tmp.name)
+    out.mkdir(parents=True, exist_ok=True)
+
+    async def main() -> dict[str, list[Trajectory]]:
+        runs: dict[str, list[Trajectory]] = {}
+        for preset in presets:
+            t1 = time.perf_counter()
+            path = out / f"{split}-{preset}.jsonl"
+            runs[preset] = await _run_preset(tasks, world, preset, search, cfg, path, concurrency)
+            seconds[f"{preset} ({len(tasks)} tasks)"] = time.perf_counter() - t1
+            if on_preset:
+                on_preset(preset)
+        if yield_runs:
+            t1 = time.perf_counter()
+            train = world.split("train")[:yield_runs]
+            path = out / "train-all-yield.jsonl"
+            runs["_yield"] = await _run_preset(train, world, "all", search, cfg, path, concurrency)
+            seconds[f"all on train ({len(train)} runs)"] = time.perf_counter() - t1
+        await search.aclose()
+        return runs
+
+    try:
+        runs = asyncio.run(main())
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    yield_trajs = runs.pop("_yield", [])
+    rep = summarize(runs, world)
+    if yield_trajs:
+        rep.yield_runs = len(yield_trajs)
+        rep.all_four_right, rep.all_four_wrong = priming_yield(yield_trajs)
+    rep.seconds = seconds
+    return rep, runs

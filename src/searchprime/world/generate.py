@@ -260,6 +260,10 @@ class _Gen:
                 continue
             seen.add(task["question"])
             tasks.append(task)
+        # later tasks find fewer fresh chains; shuffle so every split has the same mix
+        r.shuffle(tasks)
+        for i, task in enumerate(tasks):
+            task["id"] = f"sw{cfg.seed}-{i:06d}"
         return tasks
 
     def _task(self, i: int, rels, chain: list[Fact], traps: set[str]) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def _preset(name: str, **kw: float) -> TeacherConfig:
 #: template for base-model data); one preset per behavior alone.
 TEACHER_PRESETS: dict[str, TeacherConfig] = {
     "plain": _preset("plain"),
-    "all": _preset("all", verify=0.97, authority=0.97, adaptive=0.97, recovery=0.97, slip=0.1),
+    "all": _preset("all", verify=0.97, authority=0.97, adaptive=0.97, recovery=0.97, slip=0.15),
     "verify": _preset("verify", verify=1.0),
     "authority": _preset("authority", authority=1.0),
     "adaptive": _preset("adaptive", adaptive=1.0),
