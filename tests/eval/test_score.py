@@ -145,3 +145,26 @@ def test_score_file_with_judge_cache_and_unknown(tmp_path) -> None:
     judge2 = LLMJudge(llm, cache=tmp_path / "judge.sqlite", retries=2, check_hacking=True)
     report2 = score_file(src, tmp_path / "s2.jsonl", judge=judge2)
     assert llm.calls == 10 and report2.judge_calls == 0 and report2.judge_cache_hits == 10
+
+
+def test_score_against_real_mhqa_tasks_file(tmp_path, shared_data) -> None:
+    """The Behavior Priming JSON tasks file: golds split on <|answer_split|>, 70 in the
+    denominator even though only three tasks were attempted."""
+    tasks = shared_data / "mhqa_sample.json"
+    trajs = [
+        traj("2905", "It came out in 2004", []),  # golds come from the tasks file
+        traj("574", "Tchaikovsky", []),
+        traj("2109", None, []),
+    ]
+    src = tmp_path / "t.jsonl"
+    write_jsonl(src, trajs)
+    report = score_file(src, tmp_path / "s.jsonl", tasks=tasks)
+    assert report.overall.n == 70 and report.overall.missing == 67
+    assert report.overall.em == pytest.approx(1 / 70)
+    assert report.overall.cover_em == pytest.approx(2 / 70)
+    assert (
+        set(report.by_source) == {"nq", "tq", "popqa", "hotpotqa", "2wiki", "musique", "bamboogle"}
+        or len(report.by_source) == 7
+    )
+    assert report.by_source["popqa"].em == pytest.approx(1 / 10)
+    assert report.by_source["2wiki"].n == 10 and report.by_source["2wiki"].no_answer == 1
