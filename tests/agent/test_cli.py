@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from searchprime.cli.main import app
+from searchprime.errors import ResumeError
 from searchprime.records import Trajectory, read_jsonl
 from tests.agent.helpers import http_responder, make_tasks
 from tests.llm.fake_openai import FakeOpenAIServer
@@ -23,7 +23,6 @@ def write_tasks(path: Path, n: int) -> Path:
 
 
 def test_rollout_cli_http_policy_bm25_resume(bm25_index: Path, tmp_path: Path) -> None:
-    pytest.importorskip("searchprime.search.registry")
     tasks = write_tasks(tmp_path / "tasks.jsonl", 6)
     out = tmp_path / "out" / "traj.jsonl"
     cfg = tmp_path / "rollout.yaml"
@@ -44,6 +43,9 @@ def test_rollout_cli_http_policy_bm25_resume(bm25_index: Path, tmp_path: Path) -
         again = runner.invoke(app, args)
         assert again.exit_code == 0, again.output
         assert "0 trajectories written" in again.output and "12 already done" in again.output
+        other = runner.invoke(app, [*args[:-1], "5"])  # --max-turns 5: other agent settings
+        assert isinstance(other.exception, ResumeError) and "max_turns" in str(other.exception)
+        assert "rollout ━" not in other.output  # refused before any work started
 
 
 def test_rollout_cli_errors_are_one_line(tmp_path: Path, bm25_index: Path) -> None:
@@ -71,8 +73,7 @@ def test_rollout_cli_errors_are_one_line(tmp_path: Path, bm25_index: Path) -> No
 
 
 def test_rollout_cli_teacher_in_sandbox_world(tmp_path: Path) -> None:
-    pytest.importorskip("searchprime.search.registry")
-    world_mod = pytest.importorskip("searchprime.world")
+    import searchprime.world as world_mod
     from searchprime.search.bm25 import BM25Config, build_bm25_index
 
     world_dir = tmp_path / "world"

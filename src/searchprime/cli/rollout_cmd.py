@@ -106,7 +106,7 @@ def rollout_main(
     progress: bool = True,
 ) -> Any:
     """Run a rollout as the CLI does; returns the :class:`RolloutSummary`."""
-    from searchprime.agent.rollout import run_rollout
+    from searchprime.agent.rollout import finished_keys, run_rollout
     from searchprime.tasks import load_tasks
 
     chosen = [n for n, v in (("--policy-url", policy_url), ("--policy-model", policy_model),
@@ -141,6 +141,7 @@ def rollout_main(
     task_list = load_tasks(tasks, cfg.task_format, cfg.limit)
     if not task_list:
         raise ConfigError(f"{tasks}: no tasks to run")
+    done = finished_keys(out, cfg.agent.model_dump(mode="json"))  # refuse a mismatch up front
     llm = _build_policy(cfg, teacher, world)
     search = _build_search(cfg)
     total = len(task_list) * cfg.attempts
@@ -153,9 +154,6 @@ def rollout_main(
     kwargs = {"attempts": cfg.attempts, "concurrency": cfg.concurrency, "seed": cfg.seed}
     if not progress:
         return run_rollout(task_list, llm, search, cfg.agent, out, **kwargs)
-    from searchprime.agent.rollout import finished_keys
-
-    done = finished_keys(out)
     already = sum((t.id, a) in done for t in task_list for a in range(cfg.attempts))
     with progress_bar("rollout", total) as advance:
         if already:
