@@ -238,10 +238,14 @@ def plot_stats(report: StatsReport, out_dir: str | Path) -> list[Path]:
     fig.savefig(paths[-1], dpi=100)
     plt.close(fig)
 
+    ncols = min(3, len(report.runs))
+    nrows = -(-len(report.runs) // ncols)
     fig, axes = plt.subplots(
-        1, len(report.runs), figsize=(1.8 * len(names) * len(report.runs) + 2, 4), squeeze=False
+        nrows, ncols, figsize=(1.5 * len(names) * ncols + 1, 3.6 * nrows), squeeze=False
     )
-    for ax, run in zip(axes[0], report.runs, strict=True):
+    for ax in axes.flat[len(report.runs) :]:
+        ax.set_visible(False)
+    for ax, run in zip(axes.flat, report.runs, strict=False):
         corr = [run.behaviors[b].rate_correct or 0.0 for b in report.behaviors]
         inc = [run.behaviors[b].rate_incorrect or 0.0 for b in report.behaviors]
         corr.append(run.all_rate_correct or 0.0)
