@@ -12,8 +12,10 @@ with assistant-only loss.
 Packing: only best-fit-decreasing (``bfd``/``bfd_split``), which is padding-free — each
 packed row keeps its sequences apart through ``position_ids``, from which transformers builds
 a block-diagonal mask (sdpa, eager, flex) or flash-attention's varlen lengths, so no token
-attends across samples and labels are untouched. ``wrapped`` packing cuts samples mid-way and
-lets them attend to each other: refused.
+attends across samples and labels are untouched. It pays off with flash-attention (varlen
+kernels); with sdpa/eager the whole flattened batch is one quadratic attention, slower than
+padding (so it is off by default). ``wrapped`` packing cuts samples mid-way and lets them
+attend to each other: refused.
 
 Configuration: :class:`SFTRunConfig` holds our few fields (model, data, output, LoRA, resume)
 and passes ``trl`` — any :class:`trl.SFTConfig` / ``TrainingArguments`` field — through
