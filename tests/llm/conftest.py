@@ -22,5 +22,5 @@ def smollm2_gguf():
 def gguf_server(smollm2_gguf) -> Iterator:
     from searchprime.llm.serve import GGUFServer
 
-    with GGUFServer(smollm2_gguf, parallel=4, ctx_size=4096, threads=2) as server:
+    with GGUFServer(smollm2_gguf, parallel=4, ctx_size=4096, threads=1) as server:
         yield server

@@ -97,3 +97,16 @@ def test_server_rejects_missing_file(tmp_path):
 
     with pytest.raises(ConfigError, match="not found"):
         GGUFServer(tmp_path / "nope.gguf")
+
+
+@pytest.mark.slow  # loads the tokenizer from the GGUF (~5-20 s; shared with test_local_hf)
+def test_count_tokens_with_local_gguf_tokenizer_agrees_with_server(gguf_server, smollm2_gguf):
+    pytest.importorskip("transformers")
+    msgs = [
+        Message(role="system", content="You search."),
+        Message(role="user", content="Question: who founded Nordvik Labs?"),
+    ]
+    local = OpenAIChat(gguf_server.base_url, tokenizer=smollm2_gguf)
+    server = OpenAIChat(gguf_server.base_url)
+    assert local.count_tokens(msgs) == server.count_tokens(msgs)
+    assert local.describe()["token_counting"] == "local Hugging Face tokenizer"

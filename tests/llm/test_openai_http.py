@@ -215,6 +215,8 @@ def test_count_tokens_server_then_cache_then_estimate():
         assert n == len(MSGS[0].content) // 4
         assert llm.describe()["token_counting"].startswith("server POST /tokenize")
         assert llm.count_tokens(MSGS) == n
+        longer = [*MSGS, Message(role="assistant", content="<search>eiffel tower</search>")]
+        assert run(llm.acount_tokens(longer)) == llm.count_tokens(longer) > n
     with FakeOpenAIServer(fail_rate=0.0, tokenize=False) as srv:
         llm = fast_client(srv.base_url, model="m")
         payload = [{"role": "user", "content": MSGS[0].content}]

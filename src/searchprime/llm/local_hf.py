@@ -171,6 +171,10 @@ class LocalHF:
                 self._token_cache.popitem(last=False)
         return count
 
+    async def acount_tokens(self, messages: Sequence[Message]) -> int:
+        """:meth:`count_tokens` in a worker thread (long histories take ms to tokenize)."""
+        return await asyncio.to_thread(self.count_tokens, messages)
+
     def describe(self) -> dict[str, Any]:
         """The model and batching settings (recorded with each trajectory)."""
         return {

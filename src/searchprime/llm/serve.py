@@ -39,7 +39,9 @@ class GGUFServer:
         port: TCP port; ``0`` picks a free one.
         parallel: server slots, i.e. requests decoded together (continuous batching).
         ctx_size: KV-cache tokens shared by all slots (each request may use up to this many).
-        threads: CPU threads for decoding; ``None`` lets llama.cpp choose.
+        threads: CPU threads for decoding; ``None`` lets llama.cpp choose (all cores). On a
+            CPU shared with other busy processes fewer threads are much faster: measured on a
+            2-core machine under load 6, SmolLM2 ran at 42 tok/s with 1 thread, 10 with 2.
         api_key: optional key the server will demand (``Authorization: Bearer``); not logged.
         startup_timeout_s: how long to wait for ``/health`` to answer ``ok``.
         verbosity: llama.cpp log level; ``-1`` (default) keeps it quiet.
