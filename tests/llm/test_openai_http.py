@@ -229,3 +229,22 @@ def test_length_finish_does_not_invent_a_closing_tag():
     with FakeOpenAIServer(lambda b: reply, fail_rate=0.0) as srv:
         out = run(fast_client(srv.base_url, model="m").complete(MSGS, STOP))
     assert out.finish_reason == "length" and out.text == "<search>an unfinished que"
+
+
+def test_fake_server_faults_are_reproducible():
+    """Same seed, same requests -> the same faults (the agent helper relies on this)."""
+
+    def draw(seed):
+        with FakeOpenAIServer(fail_rate=0.5, seed=seed, faults=["500", "429", "garbage"]) as srv:
+            llm = fast_client(srv.base_url, model="m", max_retries=10)
+
+            async def go():
+                for i in range(12):
+                    await llm.complete([Message(role="user", content=f"q{i}")], STOP)
+
+            run(go())
+            return srv.calls, dict(srv.faults_injected)
+
+    first = draw(3)
+    assert first == draw(3)
+    assert first[0] > 12 and sum(first[1].values()) == first[0] - 12
