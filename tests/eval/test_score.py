@@ -173,3 +173,10 @@ def test_score_against_real_mhqa_tasks_file(tmp_path, shared_data) -> None:
     ]
     assert report.by_source["popqa"].em == pytest.approx(1 / 10)
     assert report.by_source["2wiki"].n == 10 and report.by_source["2wiki"].no_answer == 1
+
+
+def test_unknown_correctness_metric_is_a_config_error() -> None:
+    from searchprime.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="correctness"):
+        is_correct(traj("1", "x", ["x"]), "vibes")

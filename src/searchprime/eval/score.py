@@ -15,11 +15,20 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from searchprime.errors import ConfigError
 from searchprime.eval.judge import LLMJudge
 from searchprime.eval.metrics import cover_em, exact_match, split_golds, token_f1
 from searchprime.records import Scores, Task, Trajectory, atomic_write_text, read_jsonl, write_jsonl
 
-__all__ = ["GroupScore", "ScoreReport", "is_correct", "load_task_file", "score_file", "score_one"]
+__all__ = [
+    "CORRECTNESS",
+    "GroupScore",
+    "ScoreReport",
+    "is_correct",
+    "load_task_file",
+    "score_file",
+    "score_one",
+]
 
 
 class GroupScore(BaseModel):
@@ -70,12 +79,18 @@ def score_one(traj: Trajectory, golds: list[str]) -> Scores:
     )
 
 
+#: Ways to decide correctness: the judge when recorded else EM, or one metric (>= 1.0).
+CORRECTNESS = ("auto", "judge", "em", "cover_em", "f1")
+
+
 def is_correct(traj: Trajectory, metric: str = "auto") -> bool:
     """Correctness used by statistics and selection.
 
     ``auto``: the judge verdict when one was recorded, else exact match. Unscored
     trajectories are scored on the fly from their stored gold answers. Unknown = wrong.
     """
+    if metric not in CORRECTNESS:
+        raise ConfigError(f"correctness: expected one of {', '.join(CORRECTNESS)}, got {metric!r}")
     scores = traj.scores or score_one(traj, split_golds(traj.answers))
     if metric in ("auto", "judge") and scores.judge is not None:
         return bool(scores.judge)
