@@ -111,3 +111,33 @@ def test_count_tokens_matches_llama_cpp(local_llm):
     # llama.cpp reported 32 prompt tokens for this message with SmolLM2's template
     assert local_llm.count_tokens(user("hello world")) == 32
     assert local_llm.describe()["kind"] == "local"
+
+
+def test_loads_a_hugging_face_folder(local_llm, tmp_path):
+    """A tiny random Llama saved with SmolLM2's tokenizer: the folder path, via load_llm."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from searchprime.llm import LLMConfig, load_llm
+
+    tok = local_llm.tokenizer
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+        eos_token_id=tok.eos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    llm = load_llm(LLMConfig(kind="local", path=str(tmp_path), max_batch=2, threads=1))
+    params = SamplingParams(max_tokens=5, temperature=0.0)
+
+    async def go():
+        return await asyncio.gather(*(llm.complete(user(q), params) for q in QUESTIONS[:2]))
+
+    outs = asyncio.run(go())
+    assert all(o.completion_tokens and o.completion_tokens <= 5 for o in outs)
+    assert llm.describe()["gguf_file"] is None and llm.max_context == 256
