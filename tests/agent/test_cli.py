@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from searchprime.cli.main import app
@@ -92,3 +93,23 @@ def test_rollout_cli_teacher_in_sandbox_world(tmp_path: Path) -> None:
     assert all("behaviors" in turn.policy_meta for t in trajs for turn in t.turns)
     shown = json.dumps([turn.policy_meta for t in trajs for turn in t.turns])
     assert "information_verification" in shown
+
+
+@pytest.mark.slow
+def test_rollout_cli_local_policy_model(bm25_index: Path, tmp_path: Path) -> None:
+    """--policy-model: a tiny random model loaded in-process (plumbing only: it writes junk)."""
+    from searchprime.train.models import init_tiny
+
+    model = init_tiny(tmp_path / "tiny")
+    tasks = write_tasks(tmp_path / "tasks.jsonl", 2)
+    cfg = tmp_path / "rollout.yaml"
+    cfg.write_text("agent:\n  max_turns: 2\n  sampling:\n    max_tokens: 8\n")
+    out = tmp_path / "traj.jsonl"
+    args = ["rollout", "--tasks", str(tasks), "--out", str(out), "--config", str(cfg),
+            "--policy-model", str(model), "--search-index", str(bm25_index)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    trajs = list(read_jsonl(out, Trajectory))
+    assert len(trajs) == 2 and all(t.policy["kind"] == "local" for t in trajs)
+    assert all(len(t.turns) == 2 and t.termination == "max_turns" for t in trajs)
+    assert all(turn.output_tokens and turn.output_tokens <= 8 for t in trajs for turn in t.turns)
