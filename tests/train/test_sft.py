@@ -141,6 +141,17 @@ def test_resume_from_checkpoint(tiny_model, turn_data, tmp_path) -> None:
     assert second.resumed_from.endswith("checkpoint-4") and second.steps == 6
 
 
+def test_too_long_samples_are_dropped_not_cut(tiny_model, traj_data, tmp_path) -> None:
+    built = build_trainer(cfg(tiny_model, traj_data, tmp_path, max_length=300))
+    assert built.dropped_too_long > 0 and built.samples > 0
+    assert built.samples + built.dropped_too_long == len(completions(traj_data))
+    for row in built.trainer.train_dataset:
+        assert len(row["input_ids"]) <= 300
+        assert built.tokenizer.decode(row["input_ids"]).endswith("<|im_end|>\n")
+    with pytest.raises(ConfigError, match="longer than trl.max_length=20"):
+        build_trainer(cfg(tiny_model, traj_data, tmp_path, max_length=20))
+
+
 def test_config_and_data_errors(tiny_model, turn_data, tmp_path) -> None:
     with pytest.raises(ConfigError, match="no_such_field"):
         build_trainer(cfg(tiny_model, turn_data, tmp_path, no_such_field=1))

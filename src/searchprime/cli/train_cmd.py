@@ -60,7 +60,8 @@ def sft(
         cfg.lora = LoraSettings()
     s = train_sft(cfg)
     out.print(
-        f"steps {s.steps} ({s.epochs:.2f} epochs) over {s.samples} samples; loss "
+        f"steps {s.steps} ({s.epochs:.2f} epochs) over {s.samples} samples "
+        f"({s.dropped_too_long} longer than max_length dropped); loss "
         f"{s.first_loss} -> {s.last_loss}; {s.tokens_seen} tokens in {s.runtime_s:.1f}s",
         highlight=False,
     )

@@ -108,6 +108,7 @@ class SFTSummary(BaseModel):
     base_model: str
     data: str
     samples: int
+    dropped_too_long: int = Field(description="Samples over trl.max_length, not trained.")
     assistant_only_loss: bool
     lora: bool
     packing: bool
@@ -241,6 +242,25 @@ class _Built:
     samples: int
     assistant_only: bool
     args: Any
+    dropped_too_long: int = 0
+
+
+def _drop_too_long(rows: list[dict], tok: Any, max_length: int | None) -> tuple[list[dict], int]:
+    """Drop samples longer than ``max_length`` tokens instead of letting TRL cut them.
+
+    TRL truncates the end of a sequence (``keep_start``), which is exactly the part that is
+    trained: a cut completion teaches a response that never ends, a fully cut one is dropped
+    silently. We drop whole samples and say how many.
+    """
+    if max_length is None:
+        return rows, 0
+    kept = []
+    for row in rows:
+        msgs = row.get("messages") or row["prompt"] + row["completion"]
+        ids = tok.apply_chat_template(msgs, tokenize=True, return_dict=True)["input_ids"]
+        if len(ids) <= max_length:
+            kept.append(row)
+    return kept, len(rows) - len(kept)
 
 
 def build_trainer(cfg: SFTRunConfig, callbacks: list | None = None) -> _Built:
@@ -272,6 +292,12 @@ def build_trainer(cfg: SFTRunConfig, callbacks: list | None = None) -> _Built:
             target_modules=cfg.lora.target_modules,
             task_type="CAUSAL_LM",
         )
+    rows, too_long = _drop_too_long(rows, tok, args.max_length)
+    if not rows:
+        raise ConfigError(
+            f"data: all {too_long} samples are longer than trl.max_length={args.max_length} "
+            "tokens; raise trl.max_length"
+        )
     dataset = datasets.Dataset.from_list(rows)
     try:
         trainer = trl.SFTTrainer(
@@ -284,7 +310,7 @@ def build_trainer(cfg: SFTRunConfig, callbacks: list | None = None) -> _Built:
         )
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(f"cannot build the SFT trainer: {exc}") from None
-    return _Built(trainer, tok, len(rows), assistant_only, args)
+    return _Built(trainer, tok, len(rows), assistant_only, args, too_long)
 
 
 def _resume_path(cfg: SFTRunConfig) -> str | None:
@@ -332,6 +358,7 @@ def train_sft(cfg: SFTRunConfig, callbacks: list | None = None) -> SFTSummary:
         base_model=cfg.model,
         data=str(_resolve_data(cfg.data)),
         samples=built.samples,
+        dropped_too_long=built.dropped_too_long,
         assistant_only_loss=built.assistant_only,
         lora=cfg.lora is not None,
         packing=bool(built.args.packing),
