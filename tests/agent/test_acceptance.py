@@ -40,13 +40,13 @@ def test_fault_injection_50_tasks_exactly_once(bm25, tmp_path: Path) -> None:
         http_responder,
         fail_rate=0.3,
         seed=3,
-        stall_s=1.0,
+        stall_s=2.0,
         faults=("500", "429", "stall"),
         retry_after="0",
         tokenize=False,
     ) as server:
         llm = OpenAIChat(
-            server.base_url, timeout_s=0.25, max_retries=8, backoff_base_s=0.01, concurrency=16
+            server.base_url, timeout_s=0.6, max_retries=8, backoff_base_s=0.01, concurrency=16
         )
         summary = run_rollout(tasks, llm, bm25, AgentConfig(), out, concurrency=8, close=False)
         asyncio.run(llm.aclose())
