@@ -63,7 +63,11 @@ class WorldConfig(BaseModel):
         description="Per-task chance of each trap (alias and overspecific exclude each other).",
     )
     combo_rate: float = Field(
-        default=0.4, ge=0, le=1, description="Share of tasks forced to carry three traps."
+        default=0.4,
+        ge=0,
+        le=1,
+        description="Share of tasks asked to carry three traps (achieved share is in world.json; "
+        "it is capped by how many distinct chains carry them).",
     )
     conflict_rate: float = Field(
         default=0.35, ge=0, le=1, description="Share of facts with a wrong low-authority page."
@@ -141,6 +145,9 @@ def build_world(cfg: WorldConfig, out_dir: str | Path) -> dict[str, Any]:
         n = max(len(rows), 1)
         trap_rates[name] = {t: round(counts[t] / n, 4) for t in TRAPS}
         trap_rates[name]["none"] = round(sum(not row["meta"]["traps"] for row in rows) / n, 4)
+        trap_rates[name]["three_or_more"] = round(
+            sum(len(row["meta"]["traps"]) >= 3 for row in rows) / n, 4
+        )
     kinds = Counter(e.kind for e in gw.entities.values())
     card = {
         "world_version": WORLD_VERSION,

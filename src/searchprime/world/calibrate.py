@@ -91,6 +91,8 @@ class CalibrationReport:
     accuracy: dict[str, float] = field(default_factory=dict)
     by_trap: dict[str, dict[str, float]] = field(default_factory=dict)
     trap_counts: dict[str, int] = field(default_factory=dict)
+    by_trap_only: dict[str, dict[str, float]] = field(default_factory=dict)
+    only_counts: dict[str, int] = field(default_factory=dict)
     ranks: dict[str, int] = field(default_factory=dict)
     rank1_share: float = 0.0
     shown_rates: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -117,16 +119,21 @@ def summarize(runs: dict[str, list[Trajectory]], world: World) -> CalibrationRep
         right = [exact_match(t.final_answer, t.answers) for t in trajs]
         rep.accuracy[preset] = sum(right) / max(len(trajs), 1)
         per_trap: dict[str, list[bool]] = {t: [] for t in (*TRAPS, "none")}
+        only: dict[str, list[bool]] = {t: [] for t in TRAPS}
         for traj, ok in zip(trajs, right, strict=True):
             task = world.task(traj.task_id)
             traps = task.meta.get("traps", []) if task else []
             for trap in traps or ["none"]:
                 per_trap[trap].append(ok)
+            if len(traps) == 1:
+                only[traps[0]].append(ok)
             for r in rank_of_needed_page(traj, world):
                 ranks[str(r) if r else "none"] += 1
             lengths.append(_approx_tokens(traj))
         rep.by_trap[preset] = {k: sum(v) / len(v) for k, v in per_trap.items() if v}
         rep.trap_counts = {k: len(v) for k, v in per_trap.items()}
+        rep.by_trap_only[preset] = {k: sum(v) / len(v) for k, v in only.items() if v}
+        rep.only_counts = {k: len(v) for k, v in only.items()}
         rep.shown_rates[preset] = {
             b: sum(b in shown(t) for t in trajs) / max(len(trajs), 1) for b in BEHAVIORS
         }
@@ -168,6 +175,18 @@ def format_report(rep: CalibrationReport) -> str:
     for preset, acc in rep.accuracy.items():
         cells = " ".join(f"{rep.by_trap[preset].get(t, float('nan')):>12.1%}" for t in traps)
         lines.append(f"{preset:<10} {acc:>6.1%} {cells}")
+    solo = [t for t in TRAPS if rep.only_counts.get(t)]
+    if solo:
+        lines.append("")
+        lines.append("tasks carrying that trap alone:")
+        lines.append(
+            f"{'(n tasks)':<10} {'':>6} " + " ".join(f"{rep.only_counts[t]:>12}" for t in solo)
+        )
+        for preset in rep.accuracy:
+            cells = " ".join(
+                f"{rep.by_trap_only[preset].get(t, float('nan')):>12.1%}" for t in solo
+            )
+            lines.append(f"{preset:<10} {'':>6} {cells}")
     lines.append("")
     lines.append("behaviors shown (share of trajectories):")
     for preset, rates in rep.shown_rates.items():

@@ -115,7 +115,8 @@ class _Gen:
         descr = {}
         for k in _ROLES:
             count = max(2, len(self.by_kind[k]) // cfg.descriptor_share)
-            places = [nb.word() for _ in range(count)]  # one rare place word per descriptor
+            # a rare two-word place per descriptor: it outweighs the entity's name in BM25
+            places = [f"{nb.word()} {nb.word()}" for _ in range(count)]
             descr[k] = _descriptors(k, places, r, count)
         for kind in ("person", "org", "work", "city"):
             for eid in self.by_kind[kind]:
@@ -224,43 +225,50 @@ class _Gen:
             hops = 2
         return hops, want
 
-    def tasks(self) -> list[dict[str, Any]]:
-        cfg, r = self.cfg, self.rng
-        by_len: dict[int, list[tuple[str, ...]]] = {1: [], 2: [], 3: []}
+    def _buckets(self) -> dict[tuple[int, frozenset[str], bool], list]:
+        """Every (chain, start) by (hops, chain traps, start has an alias)."""
+        buckets: dict[tuple[int, frozenset[str], bool], list] = {}
         for rels in CHAINS:
-            by_len[len(rels)].append(rels)
-        seen: set[str] = set()
-        tasks: list[dict[str, Any]] = []
-        misses = 0
-        while len(tasks) < cfg.tasks:
-            hops, want = self._desired()
-            best = None
-            for _ in range(80):
-                rels = r.choice(by_len[hops])
-                start_pool = self.by_kind[RELATIONS[rels[0]].subject]
-                start = r.choice(start_pool)
+            for start in self.by_kind[RELATIONS[rels[0]].subject]:
                 ent = self.entities[start]
-                if ent.twin_of is not None or ("alias" in want and not ent.alias):
+                if ent.twin_of is not None:
                     continue
                 chain = self._chain(start, rels)
                 if chain is None or self.entities[chain[-1].subject].twin:
                     continue  # a near-duplicate on the last hop leaves no room to recover
+                key = (len(rels), frozenset(self._chain_traps(chain)), bool(ent.alias))
+                buckets.setdefault(key, []).append((rels, chain))
+        return buckets
+
+    def tasks(self) -> list[dict[str, Any]]:
+        cfg, r = self.cfg, self.rng
+        buckets = self._buckets()
+        keys = sorted(buckets, key=lambda k: (k[0], sorted(k[1]), k[2]))
+        seen: set[str] = set()
+        tasks: list[dict[str, Any]] = []
+        while len(tasks) < cfg.tasks:
+            hops, want = self._desired()
+            chain_part = frozenset(want & {"conflict", "distractor"})
+            need_alias = "alias" in want
+            exact = [
+                k for k in keys if k[0] == hops and k[1] == chain_part and (k[2] or not need_alias)
+            ]
+            if not exact:  # closest available: same chain traps, any length; else anything
+                exact = [k for k in keys if k[1] == chain_part and (k[2] or not need_alias)]
+            if not exact:
+                exact = [k for k in keys if k[2] or not need_alias] or keys
+            for _ in range(20):
+                rels, chain = r.choice(buckets[r.choice(exact)])
+                start = self.entities[chain[0].subject]
                 got = self._chain_traps(chain) | (want & {"alias", "overspecific"})
-                score = len(got & want) - len(got ^ want)
-                if best is None or score > best[0]:
-                    best = (score, rels, chain, got)
-                if got == want:
+                if "alias" in got and not start.alias:
+                    got.discard("alias")
+                task = self._task(len(tasks), rels, chain, got)
+                if task["question"] not in seen:
+                    seen.add(task["question"])
+                    tasks.append(task)
                     break
-            if best is None:
-                misses += 1
-                continue
-            _, rels, chain, got = best
-            task = self._task(len(tasks), rels, chain, got)
-            if task["question"] in seen:
-                continue
-            seen.add(task["question"])
-            tasks.append(task)
-        # later tasks find fewer fresh chains; shuffle so every split has the same mix
+        # shuffle so every split has the same mix, then number the tasks
         r.shuffle(tasks)
         for i, task in enumerate(tasks):
             task["id"] = f"sw{cfg.seed}-{i:06d}"
