@@ -54,7 +54,8 @@ def main() -> None:
     try:
         app()
     except SearchPrimeError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, markup=False)
+        console.print("[red]error:[/red]", end=" ")
+        console.print(str(exc), highlight=False, markup=False)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         console.print("interrupted; finished records are saved and a rerun resumes")
