@@ -1,0 +1,86 @@
+"""Scripted teachers: protocol, format, determinism, knobs, ground truth."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from searchprime.agent.actions import parse_action
+from searchprime.agent.loop import AgentConfig, run_agent
+from searchprime.errors import ConfigError
+from searchprime.llm.base import LLM, SamplingParams
+from searchprime.records import BEHAVIORS, Message
+from searchprime.world import TEACHER_PRESETS, Teacher, TeacherConfig
+
+_ONE_ACTION = re.compile(r"^<think>[^<>]+</think>\n<(search|answer)>[^<>]+</\1>$")
+
+
+def test_teacher_implements_the_llm_protocol(world) -> None:
+    teacher = Teacher(world, "all")
+    assert isinstance(teacher, LLM)
+    assert teacher.describe()["kind"] == "teacher"
+    assert teacher.count_tokens([Message(role="user", content="x" * 400)]) > 50
+    assert set(TEACHER_PRESETS) >= {"plain", "all", "verify", "authority", "adaptive", "recovery"}
+    with pytest.raises(ConfigError, match="unknown teacher preset"):
+        Teacher(world, "genius")
+
+
+def test_every_turn_is_one_valid_action(mixed_trajectories) -> None:
+    assert len(mixed_trajectories) == 360
+    for traj in mixed_trajectories:
+        assert traj.termination == "answer", traj.error
+        for turn in traj.turns:
+            assert _ONE_ACTION.match(turn.output), turn.output
+            assert parse_action(turn.output, "explicit").kind in ("search", "answer")
+            think = turn.action.think or ""
+            assert len(think.split()) <= 60  # short thinking for a 135M policy
+            assert len(re.findall(r"[.!?](?:\s|$)", think)) <= 3, think
+            assert set(turn.policy_meta["behaviors"]) <= set(BEHAVIORS)
+
+
+def test_plain_never_shows_a_behavior_and_all_does(mixed_trajectories) -> None:
+    by_preset: dict[str, list] = {}
+    for traj in mixed_trajectories:
+        by_preset.setdefault(traj.policy["name"], []).append(traj)
+    for traj in by_preset["plain"]:
+        assert not any(t.policy_meta["behaviors"] for t in traj.turns)
+    shown = {b for traj in by_preset["all"] for t in traj.turns for b in t.policy_meta["behaviors"]}
+    assert shown == set(BEHAVIORS)
+    for preset in ("verify", "authority", "adaptive", "recovery"):
+        seen = {b for tr in by_preset[preset] for t in tr.turns for b in t.policy_meta["behaviors"]}
+        assert len(seen) == 1, (preset, seen)
+
+
+def test_deterministic_given_task_and_seed(world, search) -> None:
+    teacher = Teacher(world, "all")
+    cfg = AgentConfig(max_turns=10)
+    tasks = [t for t in world.split("dev") if len(t.meta["traps"]) >= 2][:15]
+
+    async def run(seed: int):
+        return await asyncio.gather(*(run_agent(t, teacher, search, cfg, seed=seed) for t in tasks))
+
+    first, again, other = asyncio.run(run(5)), asyncio.run(run(5)), asyncio.run(run(6))
+    outputs = [[t.output for t in tr.turns] for tr in first]
+    assert outputs == [[t.output for t in tr.turns] for tr in again]
+    assert outputs != [[t.output for t in tr.turns] for tr in other]  # paraphrases vary
+
+
+def test_thinking_is_paraphrased(mixed_trajectories) -> None:
+    firsts = {tr.turns[0].action.think.split(" ")[0] for tr in mixed_trajectories}
+    assert len(firsts) >= 5
+    texts = {t.action.think for tr in mixed_trajectories for t in tr.turns}
+    assert len(texts) > len(mixed_trajectories)  # no fixed strings
+
+
+def test_unknown_question_and_turn_limit(world, search) -> None:
+    teacher = Teacher(world, "all")
+    msgs = [Message(role="user", content="Question: What is the capital of France?\n")]
+    out = asyncio.run(teacher.complete(msgs, SamplingParams(seed=1)))
+    assert out.text.endswith("<answer>unknown</answer>")
+    tight = Teacher(world, TeacherConfig(name="tight", adaptive=1.0, recovery=1.0, max_searches=1))
+    task = next(t for t in world.split("dev") if "alias" in t.meta["traps"])
+    traj = asyncio.run(run_agent(task, tight, search, AgentConfig(max_turns=10), seed=3))
+    assert traj.n_searches == 1 and traj.termination == "answer"
+    assert traj.turns[-1].policy_meta["move"] == "limit"
