@@ -9,7 +9,7 @@ Every stage writes its files under ``--out`` and is skipped when they exist, so 
 
     .venv/bin/python bench/study_smollm2.py --out runs/study                 # the study
     .venv/bin/python bench/study_smollm2.py --out /tmp/s --model tiny --dev-n 8 \
-        --pool-n 40 --base-n 30 --prime-n 20 --epochs 1                     # plumbing smoke
+        --pool-n 40 --prime-pool-n 40 --base-n 10 --prime-n 5 --epochs 1   # plumbing smoke
 """
 
 from __future__ import annotations
@@ -74,8 +74,14 @@ def main() -> None:
     ap.add_argument("--out", default="runs/study")
     ap.add_argument("--model", default="smollm2", choices=["smollm2", "tiny"])
     ap.add_argument("--entities", type=int, default=600)
-    ap.add_argument("--tasks", type=int, default=1600)
-    ap.add_argument("--pool-n", type=int, default=400, help="train tasks per teacher pool")
+    ap.add_argument("--tasks", type=int, default=2400)
+    ap.add_argument("--pool-n", type=int, default=400, help="train tasks of the plain teacher")
+    ap.add_argument(
+        "--prime-pool-n",
+        type=int,
+        default=1500,
+        help="train tasks of the all-behavior teacher (the rules find all four in ~1 of 8)",
+    )
     ap.add_argument("--base-n", type=int, default=160, help="plain trajectories for the base")
     ap.add_argument("--base-strategy", default="correct", help="selection of plain ones")
     ap.add_argument("--prime-n", type=int, default=160, help="`behavior` trajectories")
@@ -128,7 +134,8 @@ def main() -> None:
         search = BM25Search.load(ensure_index(world_dir))
     teacher_cfg = AgentConfig(max_turns=10, topk=3, thinking="explicit")
     train = world.split("train")
-    pool_a, pool_b = train[: args.pool_n], train[args.pool_n : 2 * args.pool_n]
+    pool_a = train[: args.pool_n]
+    pool_b = train[args.pool_n : args.pool_n + args.prime_pool_n]
     assert not {t.id for t in pool_a} & {t.id for t in pool_b}
 
     with stage("teachers"):
@@ -168,7 +175,7 @@ def main() -> None:
         "per_device_train_batch_size": args.batch_size,
         "max_length": args.max_length,
         "save_steps": 100,
-        "logging_steps": 10,
+        "logging_steps": 5,
         "seed": args.seed,
     }
     models = {}
