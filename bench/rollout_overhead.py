@@ -227,23 +227,44 @@ async def _run(llm, search, n_tasks: int, concurrency: int, out: Path) -> tuple[
     return wall, turns
 
 
-async def _raw_client(base_url: str, concurrency: int, n: int) -> float:
-    """Requests/s of a bare httpx.AsyncClient (what OpenAIChat uses) with no agent around it."""
-    import httpx
-
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+async def _raw_client(base_url: str, concurrency: int, n: int, kind: str = "aiohttp") -> float:
+    """Requests/s of a bare client with no agent around it: ``aiohttp`` (OpenAIChat's
+    transport) or ``httpx`` (its former one, kept for comparison; see openai_http.py)."""
     body = {"model": "bench", "messages": [{"role": "user", "content": "Question: x " * 200}]}
+    url = f"{base_url}/chat/completions"
     sem = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+    if kind == "aiohttp":
+        import aiohttp
 
-        async def one() -> None:
-            async with sem:
-                (await client.post(f"{base_url}/chat/completions", json=body)).json()
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
 
+        async def post() -> None:
+            async with session.post(url, json=body) as resp:
+                await resp.json()
+
+        close = session.close
+    else:
+        import httpx
+
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        client = httpx.AsyncClient(limits=limits, timeout=60)
+
+        async def post() -> None:
+            (await client.post(url, json=body)).json()
+
+        close = client.aclose
+
+    async def one() -> None:
+        async with sem:
+            await post()
+
+    try:
         await asyncio.gather(*[one() for _ in range(concurrency)])  # open the connections
         t0 = time.perf_counter()
         await asyncio.gather(*[one() for _ in range(n)])
         return n / (time.perf_counter() - t0)
+    finally:
+        await close()
 
 
 def main() -> None:
@@ -298,11 +319,9 @@ def main() -> None:
                 asyncio.run(_run(llm, bm25, min(n, 20), c, out))  # warm up (token-mode probe)
                 wall, turns = asyncio.run(_run(llm, bm25, n, c, out))
                 put("HTTP instant server, OpenAIChat + BM25: turns/s", c, f"{turns / wall:.0f}")
-                put(
-                    "  bare httpx client, no agent: requests/s",
-                    c,
-                    f"{asyncio.run(_raw_client(srv.base_url, c, 3 * n)):.0f}",
-                )
+                for kind in ("aiohttp", "httpx"):
+                    rps = asyncio.run(_raw_client(srv.base_url, c, 3 * n, kind))
+                    put(f"  bare {kind} client, no agent: requests/s", c, f"{rps:.0f}")
         with Server(lat) as srv:
             for c in levels:
                 llm = OpenAIChat(srv.base_url, timeout_s=60, concurrency=c)
@@ -312,8 +331,9 @@ def main() -> None:
                     c,
                     f"{turns / wall / (c / lat):.1%} ({turns / wall:.0f}/{c / lat:.0f})",
                 )
-                raw = asyncio.run(_raw_client(srv.base_url, c, max(3 * c, 8)))
-                put("  bare httpx client, no agent: % ideal", c, f"{raw / (c / lat):.1%}")
+                for kind in ("aiohttp", "httpx"):
+                    raw = asyncio.run(_raw_client(srv.base_url, c, max(3 * c, 8), kind))
+                    put(f"  bare {kind} client, no agent: % ideal", c, f"{raw / (c / lat):.1%}")
         bm25.close()
 
     width = max(len(r) for r in table)

@@ -129,15 +129,20 @@ class _Run:
         self.next_tokens: int | None = None
         self.counting_failed = False
 
-    def count(self, indices: list[int], extra: Message | None = None) -> int | None:
-        """Tokens of the messages at ``indices`` (+ ``extra``); None if the policy cannot say."""
+    async def count(self, indices: list[int], extra: Message | None = None) -> int | None:
+        """Tokens of the messages at ``indices`` (+ ``extra``); None if the policy cannot say.
+
+        Uses the backend's ``acount_tokens`` when it has one (OpenAIChat asks its server without
+        blocking the event loop), else the synchronous ``count_tokens``.
+        """
         if self.counting_failed:
             return None
         msgs = [self.messages[i] for i in indices]
         if extra is not None:
             msgs.append(extra)
         try:
-            return int(self.llm.count_tokens(msgs))
+            acount = getattr(self.llm, "acount_tokens", None)
+            return int(await acount(msgs) if acount is not None else self.llm.count_tokens(msgs))
         except Exception:  # noqa: BLE001 - counting is advisory; never fail a run on it
             self.counting_failed = True
             return None
@@ -176,7 +181,7 @@ async def run_agent(
     error: str | None = None
     final_answer: str | None = None
     n_invalid = 0
-    run.next_tokens = run.count(run.context)
+    run.next_tokens = await run.count(run.context)
     seeded = cfg.sampling.model_copy(update={"seed": seed})
 
     for t in range(cfg.max_turns):
@@ -249,12 +254,12 @@ async def run_agent(
 
         reminders = run.reminders(t, over_budget=False)
         draft = Message(role="user", content=prompts.with_reminders(observation, reminders))
-        tokens = run.count(next_context, draft)
+        tokens = await run.count(next_context, draft)
         if cfg.context_budget_tokens is not None and tokens is not None:
             if tokens > cfg.context_budget_tokens:
                 reminders = run.reminders(t, over_budget=True)
                 draft = Message(role="user", content=prompts.with_reminders(observation, reminders))
-                tokens = run.count(next_context, draft)
+                tokens = await run.count(next_context, draft)
         run.messages.append(draft)
         turn.observation = draft.content
         run.context = [*next_context, len(run.messages) - 1]

@@ -1,7 +1,14 @@
-"""An OpenAI-compatible chat client (vLLM, SGLang, llama.cpp, hosted APIs) over httpx.
+"""An OpenAI-compatible chat client (vLLM, SGLang, llama.cpp, hosted APIs) over aiohttp.
 
 Every request goes to ``POST {base_url}/chat/completions`` through one pooled
-``httpx.AsyncClient``; at most ``concurrency`` requests are in flight per client. Failures that
+``aiohttp.ClientSession`` per event loop; at most ``concurrency`` requests are in flight per
+client. Why aiohttp and not httpx: httpx's async pool (httpcore) scans every pooled connection
+for every request (encode/httpx#3215) and costs ~9 ms of CPU per request at 64 connections, so a
+64-wide rollout against a 100 ms server reached only ~8% of ideal throughput; tuning
+``httpx.Limits`` or sharding over 8 clients did not reach the target (<= 51%), while aiohttp
+costs ~0.15 ms per request at any width and reached ~80% bare (see bench/rollout_overhead.py).
+The rarely used blocking paths (``count_tokens``, ``describe``) keep a small ``httpx.Client``.
+Failures that
 are worth retrying (HTTP 408/409/429/5xx, timeouts, connection errors) are retried with
 exponential backoff and full jitter, honouring ``Retry-After`` (seconds or an HTTP date). The
 API key is read from the environment variable named by ``api_key_env`` when the connection pool
@@ -27,10 +34,11 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import timezone
 from typing import Any
 
+import aiohttp
 import httpx
 
 from searchprime.errors import ConfigError, LLMError
@@ -47,6 +55,27 @@ CHARS_PER_TOKEN = 4
 
 _EXCERPT_CHARS = 300
 _TOKEN_CACHE_SIZE = 4096
+
+_SYNC_COUNT_ERRORS = (httpx.HTTPError, ValueError, KeyError, TypeError, LLMError)
+_TIMEOUTS = (asyncio.TimeoutError, TimeoutError)  # the same class from Python 3.11 on
+_ASYNC_COUNT_ERRORS = (aiohttp.ClientError, *_TIMEOUTS, ValueError, KeyError, TypeError, LLMError)
+
+
+def _dumps(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def _owned(session: aiohttp.ClientSession) -> AsyncIterator[None]:
+    """Hold ``session`` open until closed; ``asyncio.run`` closes (finalises) it at loop end.
+
+    ``asyncio.run`` calls ``loop.shutdown_asyncgens()`` before closing its loop, which runs the
+    ``finally`` below inside that loop: a client the caller forgot to ``aclose()`` still shuts
+    its sockets cleanly instead of logging "Unclosed client session" at exit.
+    """
+    try:
+        yield
+    finally:
+        await session.close()
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -139,10 +168,12 @@ class OpenAIChat:
         self._token_cache: OrderedDict[str, int] = OrderedDict()
         self._token_lock = threading.Lock()
         self._rng = random.Random()
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
+        self._client_owner: Any = None  # the _owned() generator that closes _client
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._sem: asyncio.Semaphore | None = None
         self._model_lock: asyncio.Lock | None = None
+        self._token_mode_lock: asyncio.Lock | None = None
         self._sync_client: httpx.Client | None = None
         self.stats = {"requests": 0, "retries": 0, "failures": 0}
 
@@ -180,21 +211,37 @@ class OpenAIChat:
     def _timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s))
 
-    def _async_client(self) -> httpx.AsyncClient:
-        """One pooled client per event loop (a new loop, e.g. a second ``asyncio.run``, gets a
-        fresh pool; the old one belonged to a closed loop)."""
+    async def _session(self) -> aiohttp.ClientSession:
+        """One pooled session per event loop (a new loop, e.g. a second ``asyncio.run``, gets a
+        fresh pool; the old one belonged to a closed loop and is closed without I/O)."""
         loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            limits = httpx.Limits(
-                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
-            )
-            self._client = httpx.AsyncClient(
-                headers=self._headers(), timeout=self._timeout(), limits=limits
-            )
-            self._client_loop = loop
-            self._sem = asyncio.Semaphore(self.concurrency)
-            self._model_lock = asyncio.Lock()
-        return self._client
+        if self._client is not None and self._client_loop is loop:
+            return self._client
+        old = self._client_owner
+        # completions are capped by the semaphore; the pool leaves as many connections again
+        # for the short token-count and /models requests so they never queue behind generations
+        connector = aiohttp.TCPConnector(limit=2 * self.concurrency, limit_per_host=0)
+        timeout = aiohttp.ClientTimeout(
+            total=self.timeout_s + 1.0,  # the hard wall-clock limit (a server trickling bytes)
+            sock_connect=min(10.0, self.timeout_s),
+            sock_read=self.timeout_s,  # the per-request timeout: no byte for timeout_s
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            headers=self._headers(),
+            timeout=timeout,
+            trust_env=True,  # proxies from the environment, like httpx
+            auto_decompress=True,
+        )
+        owner = _owned(session)
+        self._client, self._client_owner, self._client_loop = session, owner, loop
+        self._sem = asyncio.Semaphore(self.concurrency)
+        self._model_lock = asyncio.Lock()
+        self._token_mode_lock = asyncio.Lock()
+        await owner.__anext__()
+        if old is not None:
+            await _close_owner(old)
+        return session
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Full jitter, or the server's ``Retry-After`` when it names a wait (capped)."""
@@ -203,46 +250,43 @@ class OpenAIChat:
         cap = min(self.backoff_max_s, self.backoff_base_s * (2**attempt))
         return self._rng.uniform(0.0, cap)
 
-    def _excerpt(self, response: httpx.Response) -> str:
-        try:
-            text = response.text
-        except Exception:  # noqa: BLE001 - undecodable body
-            text = "<undecodable body>"
-        text = " ".join(text.split())
+    def _excerpt(self, raw: bytes) -> str:
+        text = " ".join(raw[: 4 * _EXCERPT_CHARS].decode("utf-8", errors="replace").split())
         return self._scrub(text[:_EXCERPT_CHARS])
 
     async def _request(self, method: str, url: str, body: dict[str, Any] | None) -> tuple[Any, int]:
         """Send with retries; return (decoded JSON body, retries used) or raise LLMError."""
-        client = self._async_client()
+        client = await self._session()
+        data = None if body is None else _dumps(body)
         last = "no attempt made"
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self.stats["retries"] += 1
             try:
-                # httpx times each read; wait_for also bounds a server that trickles bytes
-                response = await asyncio.wait_for(
-                    client.request(method, url, json=body), self.timeout_s + 1.0
-                )
-            except (httpx.TimeoutException, asyncio.TimeoutError):
+                # sock_read times each read; the session's total bounds a trickling server
+                async with client.request(method, url, data=data, allow_redirects=False) as resp:
+                    status = resp.status
+                    raw = await resp.read()
+                    retry_after = resp.headers.get("Retry-After")
+            except _TIMEOUTS:  # aiohttp's sock_read / total timeouts
                 last = f"timed out after {self.timeout_s:g} s"
                 error = _Retryable(last)
-            except httpx.TransportError as exc:
+            except aiohttp.ClientError as exc:
                 last = f"connection error: {type(exc).__name__}: {self._scrub(str(exc))[:200]}"
                 error = _Retryable(last)
             else:
-                status = response.status_code
                 if status < 400:
                     try:
-                        return response.json(), attempt
+                        return json.loads(raw), attempt
                     except ValueError:
-                        last = f"HTTP {status}: response is not JSON: {self._excerpt(response)}"
+                        last = f"HTTP {status}: response is not JSON: {self._excerpt(raw)}"
                         error = _Retryable(last)
                 else:
-                    last = f"HTTP {status}: {self._excerpt(response)}"
+                    last = f"HTTP {status}: {self._excerpt(raw)}"
                     if status not in RETRY_STATUSES and status < 500:
                         self.stats["failures"] += 1
                         raise LLMError(f"{method} {url} failed: {last}")
-                    error = _Retryable(last, parse_retry_after(response.headers.get("retry-after")))
+                    error = _Retryable(last, parse_retry_after(retry_after))
             if attempt < self.max_retries:
                 await asyncio.sleep(self._backoff(attempt, error.retry_after))
         self.stats["failures"] += 1
@@ -252,7 +296,7 @@ class OpenAIChat:
     async def _ensure_model(self) -> str:
         if self.model is not None:
             return self.model
-        self._async_client()
+        await self._session()
         assert self._model_lock is not None
         async with self._model_lock:
             if self.model is None:
@@ -287,7 +331,7 @@ class OpenAIChat:
         if params.logprobs:
             body["logprobs"] = True
         body.update(self.extra_body)
-        self._async_client()
+        await self._session()
         assert self._sem is not None
         async with self._sem:
             self.stats["requests"] += 1
@@ -343,33 +387,67 @@ class OpenAIChat:
             self._sync_client = httpx.Client(headers=self._headers(), timeout=self._timeout())
         return self._sync_client
 
-    def count_tokens(self, messages: Sequence[Message]) -> int:
-        """Tokens of the chat-formatted ``messages`` (cached by content).
-
-        Without a local tokenizer this makes a short blocking HTTP call to the server the first
-        time a given history is seen.
-        """
+    def _token_key(self, messages: Sequence[Message]) -> tuple[list[dict[str, str]], str]:
         payload = [{"role": m.role, "content": m.content} for m in messages]
         key = hashlib.sha1(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()
+        return payload, key
+
+    def _cached(self, key: str) -> int | None:
         with self._token_lock:
             if key in self._token_cache:
                 self._token_cache.move_to_end(key)
                 return self._token_cache[key]
-        count = self._count_uncached(payload)
+        return None
+
+    def _remember(self, key: str, count: int) -> int:
         with self._token_lock:
             self._token_cache[key] = count
             while len(self._token_cache) > _TOKEN_CACHE_SIZE:
                 self._token_cache.popitem(last=False)
         return count
 
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Tokens of the chat-formatted ``messages`` (cached by content).
+
+        Without a local tokenizer this makes a short blocking HTTP call to the server the first
+        time a given history is seen; inside an event loop use :meth:`acount_tokens`.
+        """
+        payload, key = self._token_key(messages)
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        return self._remember(key, self._count_uncached(payload))
+
     async def acount_tokens(self, messages: Sequence[Message]) -> int:
-        """:meth:`count_tokens` without blocking the event loop (an optional extra of ours)."""
-        payload = [{"role": m.role, "content": m.content} for m in messages]
-        key = hashlib.sha1(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()
-        with self._token_lock:
-            if key in self._token_cache:
-                return self._token_cache[key]
-        return await asyncio.to_thread(self.count_tokens, messages)
+        """:meth:`count_tokens` without blocking the event loop (the agent loop prefers it).
+
+        Server counting goes through the pooled async session; a local tokenizer runs in a
+        worker thread. Same modes, same cache, same fallback as :meth:`count_tokens`.
+        """
+        payload, key = self._token_key(messages)
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        if self._token_mode is None:
+            await self._session()
+            assert self._token_mode_lock is not None
+            async with self._token_mode_lock:  # many agents start at once: probe only once
+                if self._token_mode is None:
+                    self._token_mode = await self._apick_token_mode(payload)
+        mode = self._token_mode
+        count: int | None = None
+        try:
+            if mode == "tokenizer":
+                from searchprime.llm.tokens import count_chat_tokens
+
+                count = await asyncio.to_thread(count_chat_tokens, self._tokenizer, payload)
+            elif mode == "vllm":
+                count = await self._acount_vllm(payload)
+            elif mode == "llamacpp":
+                count = await self._acount_llamacpp(payload)
+        except _ASYNC_COUNT_ERRORS:
+            pass  # the server stopped answering: estimate this one, try it again next time
+        return self._remember(key, estimate_tokens(payload) if count is None else count)
 
     def _count_uncached(self, payload: list[dict[str, str]]) -> int:
         if self._token_mode is None:
@@ -384,35 +462,64 @@ class OpenAIChat:
                 return self._count_vllm(payload)
             if mode == "llamacpp":
                 return self._count_llamacpp(payload)
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        except _SYNC_COUNT_ERRORS:
             pass  # the server stopped answering: estimate this one, try it again next time
         return estimate_tokens(payload)
 
+    def _load_tokenizer(self) -> None:
+        from searchprime.llm.tokens import load_tokenizer
+
+        spec = self._tokenizer_spec
+        self._tokenizer = load_tokenizer(spec) if isinstance(spec, (str, os.PathLike)) else spec
+
     def _pick_token_mode(self, payload: list[dict[str, str]]) -> str:
         if self._tokenizer_spec is not None:
-            from searchprime.llm.tokens import load_tokenizer
-
-            spec = self._tokenizer_spec
-            self._tokenizer = load_tokenizer(spec) if isinstance(spec, (str, os.PathLike)) else spec
+            self._load_tokenizer()
             return "tokenizer"
         for mode, counter in (("vllm", self._count_vllm), ("llamacpp", self._count_llamacpp)):
             try:
                 counter(payload)
                 return mode
-            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            except _SYNC_COUNT_ERRORS:
                 continue
         return "estimate"
 
-    def _count_vllm(self, payload: list[dict[str, str]]) -> int:
+    async def _apick_token_mode(self, payload: list[dict[str, str]]) -> str:
+        if self._tokenizer_spec is not None:
+            await asyncio.to_thread(self._load_tokenizer)
+            return "tokenizer"
+        for mode, counter in (("vllm", self._acount_vllm), ("llamacpp", self._acount_llamacpp)):
+            try:
+                await counter(payload)
+                return mode
+            except _ASYNC_COUNT_ERRORS:
+                continue
+        return "estimate"
+
+    @staticmethod
+    def _vllm_body(payload: list[dict[str, str]], model: str | None) -> dict[str, Any]:
         body: dict[str, Any] = {"messages": payload, "add_generation_prompt": True}
-        if self.model or self._discover_model_sync():
-            body["model"] = self.model
-        response = self._sync().post(f"{self.root_url}/tokenize", json=body)
-        response.raise_for_status()
-        data = response.json()
+        if model:
+            body["model"] = model
+        return body
+
+    @staticmethod
+    def _vllm_count(data: Any) -> int:
         if "count" in data:
             return int(data["count"])
         raise KeyError("count")
+
+    @staticmethod
+    def _llamacpp_tokenize_body(prompt: str) -> dict[str, Any]:
+        return {"content": prompt, "add_special": True, "parse_special": True}
+
+    def _count_vllm(self, payload: list[dict[str, str]]) -> int:
+        model = self.model or self._discover_model_sync()
+        response = self._sync().post(
+            f"{self.root_url}/tokenize", json=self._vllm_body(payload, model)
+        )
+        response.raise_for_status()
+        return self._vllm_count(response.json())
 
     def _count_llamacpp(self, payload: list[dict[str, str]]) -> int:
         client = self._sync()
@@ -420,11 +527,35 @@ class OpenAIChat:
         response.raise_for_status()
         prompt = response.json()["prompt"]
         response = client.post(
-            f"{self.root_url}/tokenize",
-            json={"content": prompt, "add_special": True, "parse_special": True},
+            f"{self.root_url}/tokenize", json=self._llamacpp_tokenize_body(prompt)
         )
         response.raise_for_status()
         return len(response.json()["tokens"])
+
+    async def _once(self, method: str, url: str, body: Any = None) -> Any:
+        """One attempt, no retries (token counting falls back to the estimate instead)."""
+        session = await self._session()
+        data = None if body is None else _dumps(body)
+        async with session.request(method, url, data=data, allow_redirects=False) as resp:
+            raw = await resp.read()
+            if resp.status >= 400:
+                raise LLMError(f"{method} {url} failed: HTTP {resp.status}")
+        return json.loads(raw)
+
+    async def _acount_vllm(self, payload: list[dict[str, str]]) -> int:
+        if self.model is None:
+            try:
+                data = await self._once("GET", f"{self.base_url}/models")
+                self.model = _first_model_id(data, f"{self.base_url}/models")
+            except _ASYNC_COUNT_ERRORS:
+                pass
+        body = self._vllm_body(payload, self.model)
+        return self._vllm_count(await self._once("POST", f"{self.root_url}/tokenize", body))
+
+    async def _acount_llamacpp(self, payload: list[dict[str, str]]) -> int:
+        data = await self._once("POST", f"{self.root_url}/apply-template", {"messages": payload})
+        body = self._llamacpp_tokenize_body(data["prompt"])
+        return len((await self._once("POST", f"{self.root_url}/tokenize", body))["tokens"])
 
     # ------------------------------------------------------------------ bookkeeping
     def describe(self) -> dict[str, Any]:
@@ -451,16 +582,26 @@ class OpenAIChat:
         }
 
     async def aclose(self) -> None:
-        """Close the connection pools."""
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                await client.aclose()
-            except RuntimeError:  # its event loop is gone; nothing left to close
-                pass
+        """Close the connection pools (from any event loop)."""
+        owner, self._client_owner = self._client_owner, None
+        self._client = self._client_loop = None
+        if owner is not None:
+            await _close_owner(owner)
         if self._sync_client is not None:
             self._sync_client.close()
             self._sync_client = None
+
+
+async def _close_owner(owner: Any) -> None:
+    """Close a session through its :func:`_owned` generator, from whatever loop is running.
+
+    A session whose loop is already closed is marked closed without I/O (aiohttp skips the
+    sockets of a closed loop); ``asyncio.run`` will usually have closed it already.
+    """
+    try:
+        await owner.aclose()
+    except RuntimeError:  # its event loop is gone (or still busy elsewhere): nothing to await
+        pass
 
 
 def estimate_tokens(payload: Sequence[dict[str, str]]) -> int:
