@@ -254,3 +254,27 @@ def test_property_any_outputs_give_a_consistent_trajectory(
         assert msgs[-1].role == "user" and traj.messages[turn.context[-1] + 1].role == "assistant"
         assert (turn.observation is None) == (turn.action.kind == "answer")
     Trajectory.model_validate_json(traj.model_dump_json())
+
+
+class _AsyncCountingLLM(ScriptedLLM):
+    """A backend with both counters, like OpenAIChat: the loop must await the async one."""
+
+    def __init__(self) -> None:
+        super().__init__(searcher_policy)
+        self.async_counts = 0
+
+    def count_tokens(self, messages):
+        raise AssertionError("the loop called the blocking count_tokens")
+
+    async def acount_tokens(self, messages) -> int:
+        self.async_counts += 1
+        await asyncio.sleep(0)  # a real await: the loop may run other agents meanwhile
+        return 1000 + len(messages)
+
+
+def test_loop_awaits_acount_tokens_when_the_backend_has_it(bm25) -> None:
+    llm = _AsyncCountingLLM()
+    traj = run(llm, bm25)
+    assert traj.termination == "answer"
+    assert [t.input_tokens for t in traj.turns] == [1002, 1004]
+    assert llm.async_counts == 2  # the first context, then the one after the search

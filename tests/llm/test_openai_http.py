@@ -248,3 +248,40 @@ def test_fake_server_faults_are_reproducible():
     first = draw(3)
     assert first == draw(3)
     assert first[0] > 12 and sum(first[1].values()) == first[0] - 12
+
+
+def test_acount_tokens_uses_the_async_pool_not_a_blocking_client():
+    with FakeOpenAIServer(fail_rate=0.0) as srv:
+        llm = fast_client(srv.base_url)  # model unknown: /tokenize needs it from /v1/models
+
+        async def go():
+            msgs = [[Message(role="user", content="x" * (40 + 4 * i))] for i in range(12)]
+            counts = await asyncio.gather(*(llm.acount_tokens(m) for m in msgs))
+            again = await llm.acount_tokens(msgs[3])  # cached
+            await llm.aclose()
+            return counts, again
+
+        counts, again = run(go())
+        assert counts == [10 + i for i in range(12)] and again == 13
+        assert llm._sync_client is None  # no blocking httpx call, no worker thread
+        assert llm.model == "fake-model"
+        assert llm.describe()["token_counting"].startswith("server POST /tokenize")
+    with FakeOpenAIServer(fail_rate=0.0, tokenize=False) as srv:
+        llm = fast_client(srv.base_url, model="m")
+        payload = [{"role": "user", "content": MSGS[0].content}]
+        assert run(llm.acount_tokens(MSGS)) == estimate_tokens(payload)
+        assert "estimate" in llm.describe()["token_counting"]
+
+
+def test_pool_is_closed_when_asyncio_run_ends_without_aclose():
+    """asyncio.run finalises the session (no 'Unclosed client session' at exit); the next
+    asyncio.run gets a fresh pool."""
+    with FakeOpenAIServer(fail_rate=0.0) as srv:
+        llm = fast_client(srv.base_url, model="m")
+        run(llm.complete(MSGS, STOP))
+        first = llm._client
+        assert first is not None and first.closed
+        run(llm.complete(MSGS, STOP))
+        assert llm._client is not first and llm._client.closed
+        run(llm.aclose())
+        assert llm._client is None
