@@ -234,13 +234,10 @@ async def _run_preset(tasks, world, preset, search, cfg, out_path, concurrency) 
 
     got: list[Trajectory] = []
     teacher = Teacher(world, preset)
+    Path(out_path).unlink(missing_ok=True)  # calibration runs afresh (the world may differ)
     await rollout(
         tasks, teacher, search, cfg, out_path, concurrency=concurrency, on_done=got.append
     )
-    if len(got) < len(tasks):  # resumed: read the rest back
-        from searchprime.records import read_jsonl
-
-        got = list(read_jsonl(out_path, Trajectory))
     order = {t.id: i for i, t in enumerate(tasks)}
     return sorted(got, key=lambda t: order.get(t.task_id, 0))
 
@@ -259,7 +256,10 @@ def calibrate(
 ) -> tuple[CalibrationReport, dict[str, list[Trajectory]]]:
     """Run ``presets`` on the first ``n`` tasks of ``split`` through the real agent loop and
     BM25 top-3; with ``yield_runs``, also run the all-behaviors teacher on that many train
-    tasks and count priming data. Returns the report and the trajectories by preset."""
+    tasks and count priming data. Returns the report and the trajectories by preset.
+
+    Trajectory files in ``out_dir`` (``{split}-{preset}.jsonl``) are overwritten.
+    """
     import asyncio
     import tempfile
     import time
