@@ -171,3 +171,36 @@ def test_bad_lines(tmp_path: Path) -> None:
     empty.write_text("\n", encoding="utf-8")
     with pytest.raises(RecordError, match="no documents"):
         build_bm25_index(empty, tmp_path / "i3")
+
+
+def test_pruned_topk_equals_brute_force(tmp_path: Path) -> None:
+    """MaxScore pruning must not change the top k: compare with dense numpy scoring."""
+    rng = np.random.default_rng(0)
+    vocab = [f"w{i}" for i in range(400)]
+    p = 1.0 / np.arange(1, 401) ** 1.1
+    p /= p.sum()
+    rows = [
+        {"id": str(i), "text": " ".join(rng.choice(vocab, size=rng.integers(5, 60), p=p))}
+        for i in range(4000)
+    ]
+    idx = BM25Search.load(
+        build_bm25_index(write_jsonl(tmp_path / "z.jsonl", rows), tmp_path / "i"), threads=1
+    )
+    n = idx.num_docs
+    data, indices, indptr = (np.asarray(a) for a in (idx.data, idx.indices, idx.indptr))
+    queries = [" ".join(rng.choice(vocab, size=rng.integers(1, 9), p=p)) for _ in range(200)]
+    for k in (1, 3, 10):
+        ids, scores = idx.retrieve_ids(queries, k)
+        q_ptr, q_terms = idx.encode_queries(queries)
+        for qi in range(len(queries)):
+            full = np.zeros(n)
+            for t in q_terms[q_ptr[qi] : q_ptr[qi + 1]]:
+                full[indices[indptr[t] : indptr[t + 1]]] += data[indptr[t] : indptr[t + 1]]
+            order = np.lexsort((np.arange(n), -full))[:k]
+            want = [(int(d), full[d]) for d in order if full[d] > 0]
+            got = [(int(d), float(s)) for d, s in zip(ids[qi], scores[qi], strict=True) if d >= 0]
+            assert len(got) == len(want)
+            np.testing.assert_allclose([s for _, s in got], [s for _, s in want], rtol=1e-5)
+            # same documents, except where float rounding reorders exact ties
+            for (dg, _sg), (dw, sw) in zip(got, want, strict=True):
+                assert dg == dw or abs(full[dg] - sw) < 1e-5 * sw

@@ -42,6 +42,7 @@ from searchprime.search.corpus import is_parquet, iter_parquet_rows, open_binary
 __all__ = ["BM25Config", "BM25Search", "build_bm25_index", "read_manifest"]
 
 MANIFEST = "searchprime_index.json"
+MAXSCORE = "maxscore.index.npy"
 FORMAT_VERSION = 1
 
 
@@ -270,8 +271,18 @@ def _write_csc(tmp, out, nnz, lens, idf, avgdl, cfg, indptr) -> None:
         )
     data.flush()
     indices.flush()
+    np.save(out / MAXSCORE, max_impacts(data, indptr))
     del data, indices, doc, term, tf
     np.save(out / "indptr.csc.index.npy", indptr)
+
+
+def max_impacts(data: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Each term's largest score (its MaxScore upper bound); 0 for empty columns."""
+    out = np.zeros(len(indptr) - 1, dtype=np.float32)
+    nonempty = np.flatnonzero(np.diff(indptr) > 0)
+    if len(nonempty):
+        out[nonempty] = np.maximum.reduceat(np.asarray(data), indptr[nonempty])
+    return out
 
 
 # ---------------------------------------------------------------------------------- search
@@ -288,6 +299,7 @@ class BM25Search:
         data: np.ndarray,
         indices: np.ndarray,
         indptr: np.ndarray,
+        maxscore: np.ndarray,
         vocab: dict[str, int],
         store: DocStore,
         manifest: dict[str, Any],
@@ -295,6 +307,7 @@ class BM25Search:
     ):
         self.index_dir = index_dir
         self.data, self.indices, self.indptr = data, indices, indptr
+        self.maxscore = maxscore
         self.vocab = vocab
         self.store = store
         self.manifest = manifest
@@ -324,9 +337,13 @@ class BM25Search:
         indices = np.load(index_dir / "indices.csc.index.npy", mmap_mode=mode)
         indptr = np.load(index_dir / "indptr.csc.index.npy")
         vocab = json.loads((index_dir / "vocab.index.json").read_text(encoding="utf-8"))
+        if (index_dir / MAXSCORE).exists():
+            maxscore = np.load(index_dir / MAXSCORE)
+        else:  # e.g. a folder written by bm25s itself
+            maxscore = max_impacts(data, indptr)
         store = DocStore(index_dir)
         threads = threads or min(2, os.cpu_count() or 1)
-        return cls(index_dir, data, indices, indptr, vocab, store, manifest, threads)
+        return cls(index_dir, data, indices, indptr, maxscore, vocab, store, manifest, threads)
 
     # -- core ---------------------------------------------------------------------------
     def encode_queries(self, queries: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -355,7 +372,7 @@ class BM25Search:
             return ids, scores
         out_ids = np.empty((nq, k), dtype=np.int64)
         out_scores = np.empty((nq, k), dtype=np.float32)
-        args = (self.data, self.indices, self.indptr)
+        args = (self.data, self.indices, self.indptr, self.maxscore)
         parts = min(self.threads, nq)
         if parts <= 1 or nq < 4:
             search_block(*args, q_ptr, q_terms, self.num_docs, k, out_ids, out_scores)
