@@ -110,3 +110,13 @@ def test_non_reducing_merger_still_terminates(tmp_path, traj_factory) -> None:
     res = discover_files(fa, fb, out, ScriptedDiscoverer(garble_merges=True), cfg)
     assert len(load_taxonomy(out).behaviors) <= 2
     assert res.rounds >= 1
+
+
+def test_template_echo_is_not_a_behavior() -> None:
+    from searchprime.behaviors.discover import _parse_list
+
+    echo = '[{"name": "short_behavior_name", "definition": "<one sentence>", "examples": []}]'
+    assert _parse_list(echo) is None
+    assert _parse_list('[{"name": "<short behavior name>", "definition": "checks"}]') is None
+    ok = _parse_list('x [{"name": "Cross-check", "definition": "Verifies with a 2nd source."}]')
+    assert ok == [{"name": "Cross-check", "definition": "Verifies with a 2nd source."}]

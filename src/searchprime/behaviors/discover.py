@@ -129,7 +129,17 @@ def pair_trajectories(
     return pairs
 
 
+def _is_placeholder(text: str) -> bool:
+    """The prompt's own template echoed back (``<one sentence>``, ``short behavior name``)."""
+    t = text.strip()
+    return (t.startswith("<") and t.endswith(">")) or slugify(t) in _TEMPLATE_NAMES
+
+
+_TEMPLATE_NAMES = {"short_behavior_name", "one_sentence", "short_quote", "name", "definition"}
+
+
 def _parse_list(text: str) -> list[dict] | None:
+    """Behaviors with a real name and definition; template echoes are dropped."""
     items = extract_json(text, list)
     if items is None:
         return None
@@ -139,8 +149,10 @@ def _parse_list(text: str) -> list[dict] | None:
         if isinstance(i, dict)
         and isinstance(i.get("name"), str)
         and slugify(i["name"])
+        and not _is_placeholder(i["name"])
         and isinstance(i.get("definition"), str)
         and i["definition"].strip()
+        and not _is_placeholder(i["definition"])
     ]
     return good or None
 
