@@ -76,6 +76,8 @@ def test_parse_verdict() -> None:
     assert parse_verdict('x {"judgment": "incorrect"} y') == (False, "")
     assert parse_verdict('{"judgement": "maybe"}') is None
     assert parse_verdict("correct") is None  # no JSON: unknown, never "no"
+    echo = '{"rationale": "<one or two sentences>", "judgement": "correct"}'
+    assert parse_verdict(echo) is None  # the template copied back is not a verdict
 
 
 def test_score_file_denominators_and_sources(tmp_path) -> None:

@@ -77,15 +77,22 @@ def _as_bool(value: object) -> bool | None:
     return None
 
 
+def _echo(rationale: str) -> bool:
+    """The prompt's placeholder copied back: a template echo, not a verdict."""
+    r = rationale.strip()
+    return r.startswith("<") and r.endswith(">")
+
+
 def parse_verdict(text: str) -> tuple[bool, str] | None:
     """``(correct, rationale)`` from the judge's JSON reply, or None when unparseable."""
     obj = extract_json(text, dict)
     if obj is None:
         return None
     verdict = _as_bool(obj.get("judgement", obj.get("judgment")))
-    if verdict is None:
+    rationale = str(obj.get("rationale", ""))
+    if verdict is None or _echo(rationale):
         return None
-    return verdict, str(obj.get("rationale", ""))
+    return verdict, rationale
 
 
 def parse_hacking(text: str) -> tuple[bool, str] | None:
@@ -94,9 +101,10 @@ def parse_hacking(text: str) -> tuple[bool, str] | None:
     if obj is None:
         return None
     flag = _as_bool(obj.get("reward_hacking"))
-    if flag is None:
+    rationale = str(obj.get("rationale", ""))
+    if flag is None or _echo(rationale):
         return None
-    return flag, str(obj.get("rationale", ""))
+    return flag, rationale
 
 
 class LLMJudge:
