@@ -84,3 +84,17 @@ def test_unknown_question_and_turn_limit(world, search) -> None:
     traj = asyncio.run(run_agent(task, tight, search, AgentConfig(max_turns=10), seed=3))
     assert traj.n_searches == 1 and traj.termination == "answer"
     assert traj.turns[-1].policy_meta["move"] == "limit"
+
+
+def test_teacher_answers_on_the_last_turn(world, search) -> None:
+    """With a short turn limit the loop's reminder makes the teacher answer in time."""
+    teacher = Teacher(world, "all")
+    tasks = [t for t in world.split("dev") if len(t.meta["traps"]) >= 3][:10]
+    cfg = AgentConfig(max_turns=3, turns_left_reminder=2)
+
+    async def run():
+        return await asyncio.gather(*(run_agent(t, teacher, search, cfg, seed=1) for t in tasks))
+
+    for traj in asyncio.run(run()):
+        assert traj.termination == "answer"
+        assert len(traj.turns) <= 3

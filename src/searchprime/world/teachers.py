@@ -47,6 +47,8 @@ __all__ = ["TEACHER_PRESETS", "Teacher", "TeacherConfig", "teacher_config"]
 
 QUESTION_RE = re.compile(r"^Question: (.*)$", re.MULTILINE)
 INFO_RE = re.compile(r"<information>\s*(.*?)\s*</information>", re.DOTALL)
+TURNS_LEFT_RE = re.compile(r"you have (\d+) turns? left", re.IGNORECASE)
+_MAX_OPEN_RUNS = 20_000  # attempts cut off by the loop never answer; forget the oldest
 _WORD = re.compile(r"\w+")
 
 
@@ -193,7 +195,7 @@ class _Run:
     def search(self, think: str, patterns: Sequence[str], name: str, behaviors, move) -> _Step:
         if self.n_search >= self.cfg.max_searches:
             value = self.best_guess or "unknown"
-            return _Step(self.pick(P.LIMIT, v=value), "answer", value, behaviors, "limit")
+            return _Step(self.pick(P.LIMIT, v=value), "answer", value, [], "limit")
         order = list(patterns)
         self.rng.shuffle(order)
         query = order[0].format(s=name)
@@ -489,11 +491,16 @@ class Teacher:
         run = self._runs.get(key)
         if run is None or n_prev == 0:
             run = _Run(self, self.world, self.world.chain(task), task.meta)
+            if len(self._runs) >= _MAX_OPEN_RUNS:
+                self._runs.pop(next(iter(self._runs)))
             self._runs[key] = run
         hits = []
         if run.purpose is not None and users:
             info = INFO_RE.search(users[-1].content)
             hits = parse_hits(info.group(1)) if info else []
+            left = TURNS_LEFT_RE.search(users[-1].content)
+            if left and int(left.group(1)) <= 1:  # the loop says this is the last turn
+                run.n_search = max(run.n_search, run.cfg.max_searches)
         digest = hashlib.sha256(f"{question}|{seed}|{n_prev}".encode()).digest()
         step = run.step(hits, n_prev, random.Random(int.from_bytes(digest[:8], "big")))
         if step.kind == "answer":
