@@ -40,6 +40,8 @@ from typing import Any
 
 import aiohttp
 import httpx
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 from searchprime.errors import ConfigError, LLMError
 from searchprime.llm.base import Completion, SamplingParams, restore_stop
@@ -171,6 +173,8 @@ class OpenAIChat:
         self._client: aiohttp.ClientSession | None = None
         self._client_owner: Any = None  # the _owned() generator that closes _client
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._proxy: str | None = None
+        self._proxy_auth: aiohttp.BasicAuth | None = None
         self._sem: asyncio.Semaphore | None = None
         self._model_lock: asyncio.Lock | None = None
         self._token_mode_lock: asyncio.Lock | None = None
@@ -226,12 +230,11 @@ class OpenAIChat:
             sock_connect=min(10.0, self.timeout_s),
             sock_read=self.timeout_s,  # the per-request timeout: no byte for timeout_s
         )
+        # proxies from the environment like httpx, looked up once: aiohttp's trust_env=True would
+        # run two thread-pool hops (netrc, proxy env) on every request
+        self._proxy, self._proxy_auth = _env_proxy(self.base_url)
         session = aiohttp.ClientSession(
-            connector=connector,
-            headers=self._headers(),
-            timeout=timeout,
-            trust_env=True,  # proxies from the environment, like httpx
-            auto_decompress=True,
+            connector=connector, headers=self._headers(), timeout=timeout, trust_env=False
         )
         owner = _owned(session)
         self._client, self._client_owner, self._client_loop = session, owner, loop
@@ -264,7 +267,14 @@ class OpenAIChat:
                 self.stats["retries"] += 1
             try:
                 # sock_read times each read; the session's total bounds a trickling server
-                async with client.request(method, url, data=data, allow_redirects=False) as resp:
+                async with client.request(
+                    method,
+                    url,
+                    data=data,
+                    allow_redirects=False,
+                    proxy=self._proxy,
+                    proxy_auth=self._proxy_auth,
+                ) as resp:
                     status = resp.status
                     raw = await resp.read()
                     retry_after = resp.headers.get("Retry-After")
@@ -412,6 +422,8 @@ class OpenAIChat:
         Without a local tokenizer this makes a short blocking HTTP call to the server the first
         time a given history is seen; inside an event loop use :meth:`acount_tokens`.
         """
+        if self._token_mode == "estimate":  # cheaper than the cache key
+            return estimate_tokens([{"content": m.content} for m in messages])
         payload, key = self._token_key(messages)
         cached = self._cached(key)
         if cached is not None:
@@ -424,6 +436,8 @@ class OpenAIChat:
         Server counting goes through the pooled async session; a local tokenizer runs in a
         worker thread. Same modes, same cache, same fallback as :meth:`count_tokens`.
         """
+        if self._token_mode == "estimate":  # cheaper than the cache key
+            return estimate_tokens([{"content": m.content} for m in messages])
         payload, key = self._token_key(messages)
         cached = self._cached(key)
         if cached is not None:
@@ -536,7 +550,14 @@ class OpenAIChat:
         """One attempt, no retries (token counting falls back to the estimate instead)."""
         session = await self._session()
         data = None if body is None else _dumps(body)
-        async with session.request(method, url, data=data, allow_redirects=False) as resp:
+        async with session.request(
+            method,
+            url,
+            data=data,
+            allow_redirects=False,
+            proxy=self._proxy,
+            proxy_auth=self._proxy_auth,
+        ) as resp:
             raw = await resp.read()
             if resp.status >= 400:
                 raise LLMError(f"{method} {url} failed: HTTP {resp.status}")
@@ -602,6 +623,16 @@ async def _close_owner(owner: Any) -> None:
         await owner.aclose()
     except RuntimeError:  # its event loop is gone (or still busy elsewhere): nothing to await
         pass
+
+
+def _env_proxy(url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
+    """The proxy (and its credentials) the environment names for ``url``, like httpx's
+    ``trust_env``: ``HTTP(S)_PROXY`` / ``ALL_PROXY`` unless ``NO_PROXY`` matches."""
+    try:
+        proxy, auth = get_env_proxy_for_url(URL(url))
+    except LookupError:
+        return None, None
+    return str(proxy), auth
 
 
 def estimate_tokens(payload: Sequence[dict[str, str]]) -> int:
