@@ -190,7 +190,14 @@ def format_report(rep: CalibrationReport) -> str:
     lines.append("")
     lines.append("behaviors shown (share of trajectories):")
     for preset, rates in rep.shown_rates.items():
-        lines.append(f"  {preset:<10} " + "  ".join(f"{b[:12]}={r:.0%}" for b, r in rates.items()))
+        short = {
+            "information_verification": "verify",
+            "authority_evaluation": "authority",
+            "adaptive_search": "adaptive",
+            "error_recovery": "recovery",
+        }
+        cells = "  ".join(f"{short.get(b, b)} {r:>4.0%}" for b, r in rates.items())
+        lines.append(f"  {preset:<10} {cells}")
     total = sum(rep.ranks.values())
     dist = "  ".join(f"{k}: {v} ({v / total:.0%})" for k, v in rep.ranks.items()) if total else ""
     lines.append(f"rank of the page holding the needed fact, over {total} searches: {dist}")
