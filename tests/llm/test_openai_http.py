@@ -285,3 +285,18 @@ def test_pool_is_closed_when_asyncio_run_ends_without_aclose():
         assert llm._client is not first and llm._client.closed
         run(llm.aclose())
         assert llm._client is None
+
+
+def test_environment_proxy_is_looked_up_once_like_httpx(monkeypatch):
+    from searchprime.llm.openai_http import _env_proxy
+
+    for var in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://user:pw@proxy.example:3128")
+    proxy, auth = _env_proxy("http://api.example.com/v1")
+    assert proxy == "http://proxy.example:3128" and auth is not None and auth.login == "user"
+    monkeypatch.setenv("NO_PROXY", "api.example.com")
+    assert _env_proxy("http://api.example.com/v1") == (None, None)
+    monkeypatch.delenv("HTTP_PROXY")
+    monkeypatch.delenv("http_proxy", raising=False)
+    assert _env_proxy("http://other.example.com/v1") == (None, None)

@@ -4,10 +4,13 @@ Every request goes to ``POST {base_url}/chat/completions`` through one pooled
 ``aiohttp.ClientSession`` per event loop; at most ``concurrency`` requests are in flight per
 client. Why aiohttp and not httpx: httpx's async pool (httpcore) scans every pooled connection
 for every request (encode/httpx#3215) and costs ~9 ms of CPU per request at 64 connections, so a
-64-wide rollout against a 100 ms server reached only ~8% of ideal throughput; tuning
-``httpx.Limits`` or sharding over 8 clients did not reach the target (<= 51%), while aiohttp
-costs ~0.15 ms per request at any width and reached ~80% bare (see bench/rollout_overhead.py).
-The rarely used blocking paths (``count_tokens``, ``describe``) keep a small ``httpx.Client``.
+64-wide rollout against a 100 ms server reached only 6-10% of ideal throughput. Tuning
+``httpx.Limits`` (keep-alive expiry) did not help, sharding over 8 clients reached ~51% and
+httpx2 ~46%, while aiohttp costs ~0.15 ms of CPU per request at any width and reached 80-87% of
+ideal bare on the shared 2-CPU box (bench/rollout_overhead.py measures both clients). The
+session is built without ``trust_env`` (which costs two thread-pool hops per request); the
+environment's proxy is looked up once per pool instead. The rarely used blocking paths
+(``count_tokens``, ``describe``) keep a small ``httpx.Client``.
 Failures that
 are worth retrying (HTTP 408/409/429/5xx, timeouts, connection errors) are retried with
 exponential backoff and full jitter, honouring ``Retry-After`` (seconds or an HTTP date). The
