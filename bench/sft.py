@@ -226,6 +226,8 @@ def main() -> None:
         else:
             model = str(prepare_smollm2(args.smollm2_dir))
             steps, batch = args.steps or 3, args.smollm2_batch
+        # one untimed run per model first: the first training in a process pays one-off costs
+        run_bare(model, data, work / "warmup", common_trl(2, batch, args.max_length, False), False)
         for lora in (False, True):
             for packing in (False, True):
                 trl = common_trl(steps, batch, args.max_length, packing)
