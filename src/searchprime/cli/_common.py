@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,7 +18,8 @@ from rich.progress import (
 )
 
 console = Console(stderr=True)
-out = Console()
+# Tables go to stdout; when it is a file or a pipe, do not squeeze them into 80 columns.
+out = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 @contextmanager

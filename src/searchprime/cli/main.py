@@ -20,10 +20,10 @@ def _register() -> None:
     # Each stage's commands live in their own module; each exposes register(app).
     from searchprime.cli import (
         behaviors_cmd,
+        experiment_cmd,
         index_cmd,
         model_cmd,
         prime_cmd,
-        quickstart_cmd,
         rollout_cmd,
         score_cmd,
         serve_model_cmd,
@@ -41,7 +41,7 @@ def _register() -> None:
         model_cmd,
         train_cmd,
         serve_model_cmd,
-        quickstart_cmd,
+        experiment_cmd,
     ):
         module.register(app)
 

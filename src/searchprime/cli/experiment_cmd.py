@@ -1,0 +1,65 @@
+"""`searchprime experiment` (the study from one YAML) and `quickstart` (the embedded default)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import typer
+
+from searchprime.cli._common import console, out, progress_bar, summary
+
+QUICKSTART = "quickstart.yaml"
+
+
+def _run(config_path: Path | None, out_dir: Path, overrides: dict) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from searchprime.config import load_config
+    from searchprime.experiment import ExperimentConfig, report_rows, run_experiment
+
+    cfg = load_config(ExperimentConfig, config_path, overrides)
+    report = run_experiment(
+        cfg, out_dir, progress=progress_bar, log=lambda m: console.print(m, highlight=False)
+    )
+    rows = report_rows(report)
+    table = Table(
+        title="behavior rates: overall/where the task offers the situation",
+        box=box.SIMPLE,
+        padding=(0, 1),
+    )
+    for col in rows[0]:
+        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row.values())
+    out.print(table)
+    summary(
+        f"study '{cfg.name}' finished in {report['seconds']['total']:.0f}s: "
+        f"report {out_dir / 'report.json'}, plots in {out_dir / 'plots'}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``experiment`` and ``quickstart``."""
+
+    @app.command()
+    def experiment(
+        config: Path = typer.Argument(..., help="Experiment YAML (see README 'Experiment file')."),
+        out_dir: Path = typer.Option(Path("runs/study"), "--out", help="Output folder."),
+        dev_n: int | None = typer.Option(None, help="Override eval.dev_n."),
+        model: str | None = typer.Option(None, help="Override sft.model (smollm2|tiny|PATH)."),
+        device: str | None = typer.Option(None, help="Override eval.device (cpu, cuda)."),
+    ) -> None:
+        """Run the whole study from one YAML file; cached and resumable stage by stage."""
+        _run(config, out_dir, {"eval.dev_n": dev_n, "sft.model": model, "eval.device": device})
+
+    @app.command()
+    def quickstart(
+        out_dir: Path = typer.Option(Path("runs/quickstart"), "--out", help="Output folder."),
+        device: str | None = typer.Option(None, help="torch device (cpu, cuda)."),
+    ) -> None:
+        """The embedded default: a sandbox world, teachers, priming and SFT of SmolLM2, eval."""
+        ref = resources.files("searchprime.experiment") / QUICKSTART
+        with resources.as_file(ref) as path:
+            _run(path, out_dir, {"eval.device": device})

@@ -1,0 +1,24 @@
+"""The whole study from one YAML file: cached, resumable, reported."""
+
+from searchprime.experiment.config import (
+    ArmSection,
+    EvalSection,
+    ExperimentConfig,
+    SFTSection,
+    TeacherSection,
+    WorldSection,
+)
+from searchprime.experiment.runner import report_rows, run_experiment, score_and_label, summarize
+
+__all__ = [
+    "ArmSection",
+    "EvalSection",
+    "ExperimentConfig",
+    "SFTSection",
+    "TeacherSection",
+    "WorldSection",
+    "report_rows",
+    "run_experiment",
+    "score_and_label",
+    "summarize",
+]

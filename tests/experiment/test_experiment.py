@@ -1,0 +1,70 @@
+"""The whole study runs end to end on the tiny fixture model, and a rerun resumes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from searchprime.config import load_config
+from searchprime.errors import ConfigError
+from searchprime.experiment import ExperimentConfig, report_rows, run_experiment
+from searchprime.records import Trajectory, read_jsonl
+
+SMOKE = """
+name: smoke
+world: {seed: 1, entities: 300, tasks: 900}
+teachers: {base_pool: 40, prime_pool: 120}
+sft: {model: tiny, base_n: 6, epochs: 1, batch_size: 4, max_length: 4096, trl: {max_steps: 2}}
+arms: [{name: rand, strategy: random, n: 4}]
+eval: {dev_n: 4, max_turns: 3, max_batch: 4}
+"""
+
+
+@pytest.mark.slow
+def test_study_runs_and_resumes(tmp_path):
+    cfg_file = tmp_path / "exp.yaml"
+    cfg_file.write_text(SMOKE)
+    cfg = load_config(ExperimentConfig, cfg_file)
+    out = tmp_path / "run"
+    logs: list[str] = []
+    report = run_experiment(cfg, out, log=logs.append)
+
+    assert set(report["arms"]) == {"base", "rand", "teacher-plain", "teacher-all"}
+    for name in ("base", "rand"):
+        trajs = list(read_jsonl(out / "eval" / f"{name}.labelled.jsonl", Trajectory))
+        assert len(trajs) == 4  # every dev task has a trajectory, scored and labelled
+        assert all(t.scores is not None and t.labels is not None for t in trajs)
+        assert (out / "sft" / name / "config.json").exists()
+    assert report["arms"]["teacher-plain"]["n"] == 40
+    assert json.loads((out / "report.json").read_text())["arms"].keys() == report["arms"].keys()
+    assert all(p.endswith(".png") for p in report["plots"])
+    assert [r["model"] for r in report_rows(report)][:2] == ["base", "rand"]
+
+    # a rerun finds every stage done and trains nothing
+    logs.clear()
+    again = run_experiment(cfg, out, log=logs.append)
+    assert not any(line.startswith("stage sft") for line in logs)
+    assert again["arms"]["base"] == report["arms"]["base"]
+
+
+def test_pools_larger_than_the_train_split_are_refused(tmp_path):
+    cfg = ExperimentConfig.model_validate(
+        {"world": {"entities": 100, "tasks": 50}, "teachers": {"base_pool": 40, "prime_pool": 40}}
+    )
+    with pytest.raises(ConfigError, match="exceeds the"):
+        run_experiment(cfg, tmp_path, log=lambda _m: None)
+
+
+def test_arm_names_must_be_unique():
+    with pytest.raises(ValueError, match="unique"):
+        ExperimentConfig.model_validate({"arms": [{"name": "a"}, {"name": "a"}]})
+
+
+def test_quickstart_yaml_is_valid():
+    from importlib import resources
+
+    ref = resources.files("searchprime.experiment") / "quickstart.yaml"
+    with resources.as_file(ref) as path:
+        cfg = load_config(ExperimentConfig, path)
+    assert cfg.sft.model == "smollm2" and cfg.arms[0].strategy == "behavior"
