@@ -94,3 +94,31 @@ def test_bad_record_names_file_and_line(tmp_path) -> None:
 def test_help(cmd: str) -> None:
     res = CliRunner().invoke(app, ["behaviors", cmd, "--help"])
     assert res.exit_code == 0
+
+
+def test_annotate_rules_cli_on_a_tiny_world(tmp_path) -> None:
+    from searchprime.agent.loop import AgentConfig
+    from searchprime.agent.rollout import run_rollout
+    from searchprime.records import Task, Trajectory, read_jsonl
+    from searchprime.search.bm25 import BM25Search, build_bm25_index
+    from searchprime.world import Teacher, WorldConfig, build_world, load_world
+
+    wdir = tmp_path / "world"
+    build_world(WorldConfig(seed=1, entities=120, tasks=30), wdir)
+    build_bm25_index(wdir / "corpus.jsonl", tmp_path / "index")
+    tasks = list(read_jsonl(wdir / "tasks" / "train.jsonl", Task))[:12]
+    trajs = tmp_path / "t.jsonl"
+    search = BM25Search.load(tmp_path / "index")
+    run_rollout(tasks, Teacher(load_world(wdir), "all"), search, AgentConfig(), trajs)
+    out = tmp_path / "labelled.jsonl"
+    args = ["behaviors", "annotate", str(trajs), "--out", str(out), "--judge", "rules"]
+    runner = CliRunner(env={"COLUMNS": "200"})
+    res = runner.invoke(app, [*args, "--world", str(wdir)])
+    assert res.exit_code == 0, res.output
+    assert "labelled 12 trajectories (0 already done" in res.output
+    res = runner.invoke(app, [*args, "--world", str(wdir)])  # resume: nothing left to do
+    assert "labelled 0 trajectories (12 already done" in res.output
+    labelled = list(read_jsonl(out, Trajectory))
+    assert len(labelled) == 12 and all(t.labels.annotator.startswith("rules") for t in labelled)
+    res = runner.invoke(app, ["behaviors", "agreement", str(out)])
+    assert res.exit_code == 0 and "agreement over 12 trajectories" in res.output
