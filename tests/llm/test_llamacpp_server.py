@@ -72,6 +72,16 @@ def test_count_tokens_uses_llamacpp_tokenizer(gguf_server):
     assert n == out.prompt_tokens
     longer = msgs + [Message(role="assistant", content="hi"), Message(role="user", content="more")]
     assert llm.count_tokens(longer) > n
+    # the non-blocking path the agent loop uses picks the same server mode and agrees
+    fresh = OpenAIChat(gguf_server.base_url)
+
+    async def acount():
+        counts = [await fresh.acount_tokens(msgs), await fresh.acount_tokens(longer)]
+        await fresh.aclose()
+        return counts
+
+    assert asyncio.run(acount()) == [n, llm.count_tokens(longer)]
+    assert fresh.describe()["token_counting"] == "server POST /apply-template + /tokenize"
 
 
 def test_parallel_requests(gguf_server):
