@@ -300,3 +300,19 @@ def test_environment_proxy_is_looked_up_once_like_httpx(monkeypatch):
     monkeypatch.delenv("HTTP_PROXY")
     monkeypatch.delenv("http_proxy", raising=False)
     assert _env_proxy("http://other.example.com/v1") == (None, None)
+
+
+def test_tls_verification_uses_ssl_cert_file_or_certifi(monkeypatch):
+    import ssl
+
+    import certifi
+
+    from searchprime.llm.openai_http import _ssl_context
+
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    ctx = _ssl_context()
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    assert ctx.cert_store_stats()["x509_ca"] > 50  # certifi's bundle
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+    assert _ssl_context().cert_store_stats()["x509_ca"] == ctx.cert_store_stats()["x509_ca"]

@@ -34,6 +34,7 @@ import json
 import math
 import os
 import random
+import ssl
 import threading
 import time
 from collections import OrderedDict
@@ -227,7 +228,11 @@ class OpenAIChat:
         old = self._client_owner
         # completions are capped by the semaphore; the pool leaves as many connections again
         # for the short token-count and /models requests so they never queue behind generations
-        connector = aiohttp.TCPConnector(limit=2 * self.concurrency, limit_per_host=0)
+        connector = aiohttp.TCPConnector(
+            limit=2 * self.concurrency,
+            limit_per_host=0,
+            ssl=_ssl_context() if self.base_url.startswith("https://") else True,
+        )
         timeout = aiohttp.ClientTimeout(
             total=self.timeout_s + 1.0,  # the hard wall-clock limit (a server trickling bytes)
             sock_connect=min(10.0, self.timeout_s),
@@ -626,6 +631,19 @@ async def _close_owner(owner: Any) -> None:
         await owner.aclose()
     except RuntimeError:  # its event loop is gone (or still busy elsewhere): nothing to await
         pass
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """Verify certificates like httpx does: ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` if set, else
+    certifi's bundle (aiohttp alone would use the system store, missing in slim containers)."""
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if cafile and os.path.isfile(cafile):
+        return ssl.create_default_context(cafile=cafile)
+    if capath and os.path.isdir(capath):
+        return ssl.create_default_context(capath=capath)
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _env_proxy(url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
