@@ -227,9 +227,15 @@ def server_bench(index_dir: Path, index: Any, queries: list[str], k: int, client
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-c", "from searchprime.cli.main import main; main()", "index",
-           "serve", str(index_dir), "--port", str(port), "--threads", "2"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    code = (
+        "from searchprime.search.registry import SearchConfig, load_search; "
+        "from searchprime.search.server import serve; "
+        f"serve(load_search(SearchConfig(path={str(index_dir)!r}, threads=2)), port={port}, "
+        "log_level='warning')"
+    )  # what `searchprime index serve INDEX --threads 2` runs, without the other CLI stages
+    cmd = [sys.executable, "-c", code]
+    log = open(index_dir.parent / "server.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -239,7 +245,9 @@ def server_bench(index_dir: Path, index: Any, queries: list[str], k: int, client
             except httpx.TransportError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("server did not start")
+                log.flush()
+                tail = (index_dir.parent / "server.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"server did not start:\n{tail}")
             time.sleep(0.2)
         asyncio.run(_load("127.0.0.1", port, queries, k, 8, 10))  # warm up
         qps, lat = asyncio.run(_load("127.0.0.1", port, queries, k, clients, per))
@@ -338,7 +346,10 @@ def bench_size(label: str, n: int, args: argparse.Namespace, work: Path) -> dict
         res["rank_bm25"] = rank_bm25_baseline(corpus, queries, args.rank_bm25_queries)
     if not args.skip_server:
         print(f"[{label}] server ...", flush=True)
-        res["server"] = server_bench(out_dir, index, queries, 10, args.clients, args.per_client)
+        try:
+            res["server"] = server_bench(out_dir, index, queries, 10, args.clients, args.per_client)
+        except RuntimeError as exc:
+            print(exc, flush=True)
     index.close()
     return res
 

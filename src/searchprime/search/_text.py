@@ -12,7 +12,14 @@ from collections.abc import Iterable, Sequence
 
 TOKEN_RE = re.compile(r"(?u)\b\w\w+\b")
 
-__all__ = ["TOKEN_RE", "Tokenizer", "stopword_set"]
+# Lucene's English stop-words (EnglishAnalyzer), the list bm25s ships as STOPWORDS_EN. Kept
+# here rather than imported: importing bm25s pulls in JAX where it is installed.
+STOPWORDS_EN = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their "
+    "then there these they this to was will with".split()
+)
+
+__all__ = ["STOPWORDS_EN", "TOKEN_RE", "Tokenizer", "stopword_set"]
 
 
 def stopword_set(stopwords: str | Sequence[str] | None) -> frozenset[str]:
@@ -21,9 +28,7 @@ def stopword_set(stopwords: str | Sequence[str] | None) -> frozenset[str]:
         return frozenset()
     if isinstance(stopwords, str):
         if stopwords in ("en", "english"):
-            from bm25s.stopwords import STOPWORDS_EN
-
-            return frozenset(STOPWORDS_EN)
+            return STOPWORDS_EN
         raise ValueError(f"unknown stop-word list {stopwords!r} (use 'en', None or a list)")
     return frozenset(w.lower() for w in stopwords)
 

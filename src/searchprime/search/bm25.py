@@ -128,6 +128,14 @@ def _map_blocks(path: Path, cfg: BM25Config, skip_bad: bool, workers: int) -> It
         yield from pool.imap(tokenize_block, blocks, chunksize=1)
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (respects taskset/cgroup affinity where the OS tells)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def build_bm25_index(
     corpus_path: str | Path,
     out_dir: str | Path,
@@ -152,7 +160,7 @@ def build_bm25_index(
     tmp = out / ".build"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    workers = cfg.workers or os.cpu_count() or 1
+    workers = cfg.workers or _usable_cpus()
     if corpus_path.stat().st_size < 2 * cfg.block_bytes:
         workers = 1  # not worth starting processes
     store = DocStoreWriter(out)
@@ -342,7 +350,7 @@ class BM25Search:
         else:  # e.g. a folder written by bm25s itself
             maxscore = max_impacts(data, indptr)
         store = DocStore(index_dir)
-        threads = threads or min(2, os.cpu_count() or 1)
+        threads = threads or min(2, _usable_cpus())
         return cls(index_dir, data, indices, indptr, maxscore, vocab, store, manifest, threads)
 
     # -- core ---------------------------------------------------------------------------
