@@ -219,7 +219,9 @@ async def _inproc(index: Any, queries: list[str], k: int, clients: int, per: int
     return len(lat) / (time.perf_counter() - t), lat
 
 
-def server_bench(index_dir: Path, index: Any, queries: list[str], k: int, clients: int, per: int):
+def server_bench(
+    index_dir: Path, index: Any, queries: list[str], k: int, clients: int, per: int, workers: int
+):
     import socket
 
     import httpx
@@ -228,11 +230,11 @@ def server_bench(index_dir: Path, index: Any, queries: list[str], k: int, client
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     code = (
-        "from searchprime.search.registry import SearchConfig, load_search; "
-        "from searchprime.search.server import serve; "
-        f"serve(load_search(SearchConfig(path={str(index_dir)!r}, threads=2)), port={port}, "
-        "log_level='warning')"
-    )  # what `searchprime index serve INDEX --threads 2` runs, without the other CLI stages
+        "from searchprime.search.registry import SearchConfig; "
+        "from searchprime.search.server import serve_index; "
+        f"serve_index(SearchConfig(path={str(index_dir)!r}, threads=2), port={port}, "
+        f"workers={workers}, log_level='warning')"
+    )  # what `searchprime index serve INDEX --threads 2 --workers N` runs
     cmd = [sys.executable, "-c", code]
     log = open(index_dir.parent / "server.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -260,6 +262,7 @@ def server_bench(index_dir: Path, index: Any, queries: list[str], k: int, client
     in_qps, in_lat = asyncio.run(_inproc(index, queries, k, clients, per))
     ms = lambda xs, p: float(np.percentile(np.array(xs) * 1000, p))  # noqa: E731
     return {
+        "workers": workers,
         "server_qps": qps,
         "server_p50_ms": ms(lat, 50),
         "server_p99_ms": ms(lat, 99),
@@ -346,10 +349,14 @@ def bench_size(label: str, n: int, args: argparse.Namespace, work: Path) -> dict
         res["rank_bm25"] = rank_bm25_baseline(corpus, queries, args.rank_bm25_queries)
     if not args.skip_server:
         print(f"[{label}] server ...", flush=True)
-        try:
-            res["server"] = server_bench(out_dir, index, queries, 10, args.clients, args.per_client)
-        except RuntimeError as exc:
-            print(exc, flush=True)
+        res["server"] = []
+        for w in args.server_workers:
+            try:
+                res["server"].append(
+                    server_bench(out_dir, index, queries, 10, args.clients, args.per_client, w)
+                )
+            except RuntimeError as exc:
+                print(exc, flush=True)
     index.close()
     return res
 
@@ -389,10 +396,10 @@ def report(results: dict[str, Any]) -> str:
                 f"ours one at a time {ours:,.0f} q/s = {ours / rb['qps']:,.0f}x, batched 2 threads "
                 f"{r['batched_k10_t2'] / rb['qps']:,.0f}x"
             )
-        if "server" in r:
-            s = r["server"]
+        for s in r.get("server", []):
             lines.append(
-                f"- {label}: server, 64 clients, 1 query/request, k=10: {s['server_qps']:,.0f} q/s "
+                f"- {label}: server ({s['workers']} process(es)), 64 clients, 1 query/request, "
+                f"k=10: {s['server_qps']:,.0f} q/s "
                 f"(p50 {s['server_p50_ms']:.1f} ms, p99 {s['server_p99_ms']:.1f} ms); in-process, "
                 f"same 64 callers: {s['inproc_qps']:,.0f} q/s (p50 {s['inproc_p50_ms']:.1f} ms, "
                 f"p99 {s['inproc_p99_ms']:.1f} ms); ratio {s['server_qps'] / s['inproc_qps']:.0%}"
@@ -425,12 +432,14 @@ def main() -> None:
     ap.add_argument("--dense-docs", type=int, default=20_000, help="Passages to encode (0: skip).")
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--per-client", type=int, default=40, help="Requests per server client.")
+    ap.add_argument("--server-workers", default="1", help="Server process counts, e.g. 1,2.")
     ap.add_argument("--skip-rank-bm25", action="store_true")
     ap.add_argument("--skip-bm25s", action="store_true")
     ap.add_argument("--skip-server", action="store_true")
     ap.add_argument("--json-out", type=Path, default=None)
     args = ap.parse_args()
     args.sizes = [s.strip().lower() for s in args.sizes.split(",") if s.strip()]
+    args.server_workers = [int(w) for w in args.server_workers.split(",")]
     args.work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"load_start": os.getloadavg(), "sizes": {}, "args": vars(args)}
     results["args"] = {k: str(v) for k, v in vars(args).items()}

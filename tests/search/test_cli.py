@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from searchprime.cli.main import app
@@ -49,11 +50,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_subprocess_with_token(toy_index: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_subprocess_with_token(toy_index: Path, workers: int) -> None:
     port = _free_port()
     env = {**os.environ, "SP_SERVE_TOKEN": "tok"}
     cmd = [sys.executable, "-c", "from searchprime.cli.main import main; main()", "index", "serve"]
     cmd += [str(toy_index), "--port", str(port), "--token-env", "SP_SERVE_TOKEN"]
+    cmd += ["--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"

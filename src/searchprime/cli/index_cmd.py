@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -156,21 +155,21 @@ def register(app: typer.Typer) -> None:
         ),
         topk: int = typer.Option(3, "--topk", help="Default topk when a request has none."),
         threads: int | None = typer.Option(None, "--threads", help="Search threads."),
+        workers: int = typer.Option(
+            1, "--workers", help="Server processes sharing the port (and the mapped index)."
+        ),
     ) -> None:
         """Serve an index over Search-R1's POST /retrieve (and GET /health)."""
-        from searchprime.search.server import serve
+        from searchprime.search.registry import SearchConfig
+        from searchprime.search.server import serve_index
 
-        token = None
-        if token_env:
-            token = os.environ.get(token_env)
-            if not token:
-                raise ConfigError(f"--token-env: environment variable {token_env} is not set")
-        backend = _load(index, threads)
+        cfg = SearchConfig(kind=_index_kind(index), path=str(index), threads=threads)
         console.print(
-            f"serving {backend.name} index {index} at http://{host}:{port}/retrieve"
-            + (" (bearer token required)" if token else "")
+            f"serving {cfg.kind} index {index} at http://{host}:{port}/retrieve"
+            + (f" with {workers} worker processes" if workers > 1 else "")
+            + (" (bearer token required)" if token_env else "")
         )
-        serve(backend, host, port, token, default_topk=topk)
+        serve_index(cfg, host, port, token_env, default_topk=topk, workers=workers)
 
     @index_app.command("query")
     def query_cmd(

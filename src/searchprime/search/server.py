@@ -45,7 +45,14 @@ require("fastapi", "serve")  # a hint naming the extra, rather than a bare Impor
 
 from fastapi import FastAPI, Request, Response  # noqa: E402
 
-__all__ = ["BackgroundServer", "create_app", "hit_to_document", "serve"]
+__all__ = [
+    "BackgroundServer",
+    "app_from_env",
+    "create_app",
+    "hit_to_document",
+    "serve",
+    "serve_index",
+]
 
 MAX_QUERIES = 4096
 MAX_TOPK = 1000
@@ -197,3 +204,64 @@ def serve(
     uvicorn = require("uvicorn", "serve")
     app = create_app(backend, token, default_topk=default_topk)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+_ENV_CONFIG = "SEARCHPRIME_SERVE_CONFIG"
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for multi-process serving (``serve_index(workers=N)``): reads the
+    search config, token variable and default topk from ``$SEARCHPRIME_SERVE_CONFIG``."""
+    import os
+
+    from searchprime.search.registry import SearchConfig, load_search
+
+    spec = json.loads(os.environ[_ENV_CONFIG])
+    token = os.environ.get(spec["token_env"]) if spec.get("token_env") else None
+    backend = load_search(SearchConfig.model_validate(spec["search"]))
+    return create_app(backend, token, default_topk=spec["default_topk"])
+
+
+def serve_index(
+    config: Any,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token_env: str | None = None,
+    *,
+    default_topk: int = 3,
+    workers: int = 1,
+    log_level: str = "info",
+) -> None:
+    """Serve the backend a :class:`~searchprime.search.registry.SearchConfig` names.
+
+    ``workers > 1`` runs that many server processes on one port (uvicorn workers); each
+    memory-maps the same index files, so the page cache holds one copy. Use it when HTTP
+    handling, not the index, is the bottleneck (small indexes, many clients).
+    """
+    import os
+
+    from searchprime.errors import ConfigError
+    from searchprime.search.registry import load_search
+
+    uvicorn = require("uvicorn", "serve")
+    token = None
+    if token_env:
+        token = os.environ.get(token_env)
+        if not token:
+            raise ConfigError(f"--token-env: environment variable {token_env} is not set")
+    if workers <= 1:
+        serve(
+            load_search(config), host, port, token, default_topk=default_topk, log_level=log_level
+        )
+        return
+    spec = {"search": config.model_dump(), "token_env": token_env, "default_topk": default_topk}
+    os.environ[_ENV_CONFIG] = json.dumps(spec)
+    uvicorn.run(
+        "searchprime.search.server:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )
