@@ -253,6 +253,7 @@ def server_bench(
             time.sleep(0.2)
         asyncio.run(_load("127.0.0.1", port, queries, k, 8, 10))  # warm up
         qps, lat = asyncio.run(_load("127.0.0.1", port, queries, k, clients, per))
+        qps8, _ = asyncio.run(_load("127.0.0.1", port, queries, k, clients, max(1, per // 4), 8))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -264,6 +265,7 @@ def server_bench(
     return {
         "workers": workers,
         "server_qps": qps,
+        "server_qps_8_per_request": qps8,
         "server_p50_ms": ms(lat, 50),
         "server_p99_ms": ms(lat, 99),
         "inproc_qps": in_qps,
@@ -402,7 +404,8 @@ def report(results: dict[str, Any]) -> str:
                 f"k=10: {s['server_qps']:,.0f} q/s "
                 f"(p50 {s['server_p50_ms']:.1f} ms, p99 {s['server_p99_ms']:.1f} ms); in-process, "
                 f"same 64 callers: {s['inproc_qps']:,.0f} q/s (p50 {s['inproc_p50_ms']:.1f} ms, "
-                f"p99 {s['inproc_p99_ms']:.1f} ms); ratio {s['server_qps'] / s['inproc_qps']:.0%}"
+                f"p99 {s['inproc_p99_ms']:.1f} ms); ratio {s['server_qps'] / s['inproc_qps']:.0%}; "
+                f"8 queries/request: {s['server_qps_8_per_request']:,.0f} q/s"
             )
     if "dense" in results:
         d = results["dense"]

@@ -44,6 +44,7 @@ except ImportError:  # pragma: no cover
 require("fastapi", "serve")  # a hint naming the extra, rather than a bare ImportError
 
 from fastapi import FastAPI, Request, Response  # noqa: E402
+from starlette.routing import Route  # noqa: E402
 
 __all__ = [
     "BackgroundServer",
@@ -131,6 +132,11 @@ def create_app(
         else:
             result = [[hit_to_document(h) for h in row] for row in hits]
         return _json({"result": result})
+
+    # Serve /retrieve through a plain Starlette route placed first: FastAPI's per-request
+    # dependency solving costs as much CPU as a BM25 query; the FastAPI route above stays
+    # for the OpenAPI schema and is never reached.
+    app.router.routes.insert(0, Route("/retrieve", retrieve, methods=["POST"]))
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
