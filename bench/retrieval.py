@@ -182,26 +182,21 @@ async def _raw_client(host: str, port: int, bodies: list[bytes], lat: list[float
     writer.close()
 
 
-async def _load(host: str, port: int, queries: list[str], k: int, clients: int, per: int):
+async def _load(
+    host: str, port: int, queries: list[str], k: int, clients: int, per: int, qpr: int = 1
+):
+    """``clients`` keep-alive connections, ``per`` requests each, ``qpr`` queries a request."""
     lat: list[float] = []
-    bodies = [
-        [
-            json.dumps(
-                {
-                    "queries": queries[
-                        (c * per + i) % len(queries) : (c * per + i) % len(queries) + 1
-                    ],
-                    "topk": k,
-                    "return_scores": True,
-                }
-            ).encode()  # fmt: skip
-            for i in range(per)
-        ]
-        for c in range(clients)
-    ]
+    n = len(queries)
+
+    def body(c: int, i: int) -> bytes:
+        qs = [queries[(c * per + i + j * 7919) % n] for j in range(qpr)]
+        return json.dumps({"queries": qs, "topk": k, "return_scores": True}).encode()
+
+    bodies = [[body(c, i) for i in range(per)] for c in range(clients)]
     t = time.perf_counter()
     await asyncio.gather(*(_raw_client(host, port, b, lat) for b in bodies))
-    return len(lat) / (time.perf_counter() - t), lat
+    return len(lat) * qpr / (time.perf_counter() - t), lat
 
 
 async def _inproc(index: Any, queries: list[str], k: int, clients: int, per: int):
