@@ -49,7 +49,7 @@ def _name(rng: random.Random) -> str:
 
 
 def synthetic_trajectories(n: int, seed: int = 0) -> list[Trajectory]:
-    """Agent-shaped trajectories with realistic lengths (3 passages of ~50 words per search)."""
+    """Agent-shaped trajectories (1-2 searches, 3 passages of 25 words each)."""
     rng = random.Random(seed)
     out = []
     for k in range(n):
@@ -60,7 +60,7 @@ def synthetic_trajectories(n: int, seed: int = 0) -> list[Trajectory]:
             Message(role="user", content=f"Question: {q}"),
         ]
         ctx, turns = [0, 1], []
-        n_search = rng.randint(1, 3)
+        n_search = rng.randint(1, 2)
         for i in range(n_search + 1):
             last = i == n_search
             act = "answer" if last else "search"
@@ -71,7 +71,7 @@ def synthetic_trajectories(n: int, seed: int = 0) -> list[Trajectory]:
             if not last:
                 docs = "\n".join(
                     f"Doc {j + 1} (Title: {_name(rng)}) [Source: news | n{j}.example]\n"
-                    + " ".join(rng.choice(WORDS) for _ in range(50))
+                    + " ".join(rng.choice(WORDS) for _ in range(25))
                     for j in range(3)
                 )
                 obs = f"<information>\n{docs}\n</information>"
@@ -102,9 +102,10 @@ def synthetic_trajectories(n: int, seed: int = 0) -> list[Trajectory]:
 
 
 def common_trl(steps: int, batch: int, max_length: int, packing: bool) -> dict:
+    """Same fields for both arms; a packed row holds several samples, so 1/4 of the rows."""
     return {
         "max_steps": steps,
-        "per_device_train_batch_size": batch,
+        "per_device_train_batch_size": max(1, batch // 4) if packing else batch,
         "max_length": max_length,
         "packing": packing,
         "learning_rate": 1e-4,
@@ -196,7 +197,7 @@ def main() -> None:
     ap.add_argument("--models", default="tiny,smollm2")
     ap.add_argument("--steps", type=int, default=0, help="0: 20 for tiny, 3 for smollm2")
     ap.add_argument("--repeats", type=int, default=1, help="ABBA blocks per config")
-    ap.add_argument("--max-length", type=int, default=1024)
+    ap.add_argument("--max-length", type=int, default=2048, help="above every sample's length")
     ap.add_argument("--smollm2-batch", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (CPU is shared)")
     ap.add_argument("--smollm2-dir", default="runs/models/smollm2")
