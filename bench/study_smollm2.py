@@ -7,6 +7,14 @@ BM25 (LocalHF) -> score, annotate, compare EM, valid-turn rate and behavior rate
 
 Every stage writes its files under ``--out`` and is skipped when they exist, so a rerun resumes.
 
+Sizing (measured 2026-11-27 on this 2-core box): SmolLM2 full SFT runs at ~45 tokens/s per
+CPU thread (bench/sft.py). In SmolLM2 tokens a plain-teacher trajectory is ~860 tokens, an
+all-behavior one ~1450 (max ~2900) in ``trajectory`` shape; ``turn`` shape costs ~3.6x more
+tokens (each turn repeats its context). So 160 + 160 trajectories x 2 epochs is ~0.75M
+tokens, about 2.3 h on 2 threads: for a 30-minute run use e.g. ``--base-n 40 --prime-n 24
+--epochs 1`` (~70k tokens, ~13 min of SFT). The `behavior` yield of the all-behavior teacher
+is ~1 in 8 trajectories (rules annotator), so ``--prime-pool-n`` must be ~8x ``--prime-n``.
+
     .venv/bin/python bench/study_smollm2.py --out runs/study                 # the study
     .venv/bin/python bench/study_smollm2.py --out /tmp/s --model tiny --dev-n 8 \
         --pool-n 40 --prime-pool-n 40 --base-n 10 --prime-n 5 --epochs 1   # plumbing smoke
@@ -86,10 +94,18 @@ def main() -> None:
     ap.add_argument("--base-strategy", default="correct", help="selection of plain ones")
     ap.add_argument("--prime-n", type=int, default=160, help="`behavior` trajectories")
     ap.add_argument("--dev-n", type=int, default=100)
+    ap.add_argument(
+        "--shape",
+        default="trajectory",
+        choices=["turn", "trajectory"],
+        help="trajectory: each token once (about 4x fewer tokens than turn on CPU)",
+    )
     ap.add_argument("--epochs", type=float, default=2.0)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--max-length", type=int, default=1536)
+    ap.add_argument(
+        "--max-length", type=int, default=3072, help="longer samples are dropped (counted)"
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-batch", type=int, default=16, help="LocalHF decoding batch")
     ap.add_argument("--seed", type=int, default=0)
@@ -151,11 +167,13 @@ def main() -> None:
             [out / "teacher-plain.scored.jsonl"],
             SelectionConfig(strategy=args.base_strategy, n=args.base_n, seed=args.seed),
             out / "data" / "base",
+            shape=args.shape,
         )
         prime_card = prime(
             [out / "teacher-all.scored.jsonl"],
             SelectionConfig(strategy="behavior", n=args.prime_n, seed=args.seed),
             out / "data" / "primed",
+            shape=args.shape,
         )
         for card in (base_card, prime_card):
             for line in card.summary_lines():
