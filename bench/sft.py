@@ -140,14 +140,14 @@ def _timer():
 
 
 def run_ours(model: str, data: Path, out: Path, trl: dict, lora: bool) -> dict:
-    from searchprime.train.sft import LoraSettings, SFTRunConfig, train_sft
+    from searchprime.train.sft import LoraSettings, SFTRunConfig, run_sft
 
     t0 = time.perf_counter()
     cfg = SFTRunConfig(model=model, data=str(data), output_dir=str(out), trl=dict(trl))
     if lora:
         cfg.lora = LoraSettings(r=16, alpha=32, dropout=0.0)
     timer = _timer()
-    s = train_sft(cfg, callbacks=[timer])
+    s = run_sft(cfg, callbacks=[timer])
     return {
         "tokens": s.tokens_seen,
         "train_s": timer.wall,

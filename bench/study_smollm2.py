@@ -119,7 +119,7 @@ def main() -> None:
     from searchprime.data.select import SelectionConfig
     from searchprime.search.bm25 import BM25Search
     from searchprime.train.models import init_tiny, prepare_smollm2
-    from searchprime.train.sft import SFTRunConfig, train_sft
+    from searchprime.train.sft import SFTRunConfig, run_sft
     from searchprime.world import Teacher, WorldConfig, build_world, load_world
     from searchprime.world.calibrate import ensure_index
 
@@ -202,7 +202,7 @@ def main() -> None:
         base = base or models["base"]
         with stage(f"sft {name}"):
             if not (dest / "searchprime_sft.json").exists():
-                s = train_sft(
+                s = run_sft(
                     SFTRunConfig(
                         model=str(base),
                         data=str(out / "data" / data),

@@ -9,7 +9,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from searchprime.train.models import SMOLLM2_SYSTEM, chatml_template
-from searchprime.train.sft import SFTRunConfig, train_sft
+from searchprime.train.sft import SFTRunConfig, run_sft
 
 SMOLLM2_ORIGINAL = (
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
@@ -81,7 +81,7 @@ def test_prepare_smollm2_round_trip(tmp_path_factory, turn_data) -> None:
     gen = model.generate(**ids, max_new_tokens=8, do_sample=False)
     assert "Paris" in tok.decode(gen[0, ids["input_ids"].shape[1] :])
     # the Trainer accepts it, and its saved checkpoint reloads as a plain model
-    s = train_sft(
+    s = run_sft(
         SFTRunConfig(
             model=str(out),
             data=str(turn_data),

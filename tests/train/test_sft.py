@@ -10,7 +10,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from typer.testing import CliRunner
 
 from searchprime.errors import ConfigError, RecordError, ResumeError
-from searchprime.train.sft import SUMMARY_FILE, SFTRunConfig, build_trainer, train_sft
+from searchprime.train.sft import (
+    SUMMARY_FILE,
+    SFTRunConfig,
+    build_trainer,
+    run_sft,
+    train_sft,
+)
 
 FAST = {"per_device_train_batch_size": 4, "max_length": 512, "logging_steps": 1, "seed": 0}
 
@@ -91,7 +97,7 @@ def test_packing_keeps_samples_apart(tiny_model, turn_data, tmp_path) -> None:
 
 def test_short_run_lowers_loss_and_reloads(tiny_model, turn_data, tmp_path) -> None:
     out = tmp_path / "sft"
-    s = train_sft(cfg(tiny_model, turn_data, out, max_steps=12, learning_rate=3e-3))
+    s = run_sft(cfg(tiny_model, turn_data, out, max_steps=12, learning_rate=3e-3))
     assert s.steps == 12 and s.last_loss < s.first_loss and s.tokens_seen > 0
     assert json.loads((out / SUMMARY_FILE).read_text())["steps"] == 12
     model = AutoModelForCausalLM.from_pretrained(out)
@@ -113,8 +119,10 @@ def test_lora_run_saves_merged_model(tiny_model, turn_data, tmp_path) -> None:
     out = tmp_path / "lora"
     c = cfg(tiny_model, turn_data, out, max_steps=3, learning_rate=1e-2)
     c.lora = LoraSettings(r=4, alpha=8)
-    s = train_sft(c)
-    assert s.lora and s.steps == 3
+    path = train_sft(c)  # the DEVNOTES API: returns the output folder
+    assert path == out
+    s = json.loads((out / SUMMARY_FILE).read_text())
+    assert s["lora"] and s["steps"] == 3
     assert (out / "adapter" / "adapter_config.json").exists()
     merged = AutoModelForCausalLM.from_pretrained(out)
     base = AutoModelForCausalLM.from_pretrained(tiny_model)
@@ -132,12 +140,12 @@ def test_resume_from_checkpoint(tiny_model, turn_data, tmp_path) -> None:
     with pytest.raises(ResumeError, match="no checkpoint"):
         c = cfg(tiny_model, turn_data, out, max_steps=2)
         c.resume = True
-        train_sft(c)
-    first = train_sft(cfg(tiny_model, turn_data, out, max_steps=4, save_steps=2))
+        run_sft(c)
+    first = run_sft(cfg(tiny_model, turn_data, out, max_steps=4, save_steps=2))
     assert first.steps == 4 and (out / "checkpoint-4").is_dir()
     c = cfg(tiny_model, turn_data, out, max_steps=6, save_steps=2)
     c.resume = True
-    second = train_sft(c)
+    second = run_sft(c)
     assert second.resumed_from.endswith("checkpoint-4") and second.steps == 6
 
 

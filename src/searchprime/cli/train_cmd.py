@@ -33,7 +33,7 @@ def sft(
 ) -> None:
     """Fine-tune MODEL on DATA; loss only on the policy's own tokens. Final HF model in OUT."""
     from searchprime.config import load_config
-    from searchprime.train.sft import SFTRunConfig, train_sft
+    from searchprime.train.sft import SFTRunConfig, run_sft
 
     overrides = {
         "model": model,
@@ -58,7 +58,7 @@ def sft(
         from searchprime.train.sft import LoraSettings
 
         cfg.lora = LoraSettings()
-    s = train_sft(cfg)
+    s = run_sft(cfg)
     out.print(
         f"steps {s.steps} ({s.epochs:.2f} epochs) over {s.samples} samples "
         f"({s.dropped_too_long} longer than max_length dropped); loss "

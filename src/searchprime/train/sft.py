@@ -43,6 +43,7 @@ __all__ = [
     "SFTSummary",
     "build_trainer",
     "load_sft_rows",
+    "run_sft",
     "train_sft",
 ]
 
@@ -342,8 +343,13 @@ def _save(built: _Built, cfg: SFTRunConfig) -> None:
     built.tokenizer.save_pretrained(out)
 
 
-def train_sft(cfg: SFTRunConfig, callbacks: list | None = None) -> SFTSummary:
-    """Train, save the final model (HF folder) into ``output_dir``, write the summary."""
+def train_sft(cfg: SFTRunConfig, callbacks: list | None = None) -> Path:
+    """Train; return the output folder (final HF model + ``searchprime_sft.json``)."""
+    return Path(run_sft(cfg, callbacks).output_dir)
+
+
+def run_sft(cfg: SFTRunConfig, callbacks: list | None = None) -> SFTSummary:
+    """Train, save the final model (HF folder) into ``output_dir``, write and return the summary."""
     resume = _resume_path(cfg)
     built = build_trainer(cfg, callbacks)
     start = time.perf_counter()
