@@ -149,3 +149,16 @@ def test_property_arbitrary_unicode(text: str, mode: str) -> None:
 def test_property_round_trip(content: str, kind: str) -> None:
     action = parse_action(f"<{kind}>{content}</{kind}>", "explicit")
     assert action.kind == kind and action.content == content.strip()
+
+
+def test_compact_system_prompt_keeps_the_protocol_in_few_words():
+    from searchprime.agent import prompts
+
+    full = prompts.system_prompt("explicit")
+    compact = prompts.system_prompt("explicit", "compact")
+    assert len(compact) * 3 < len(full)
+    for tag in ("<think>", "<search>", "<answer>", "<summary>", "<information>"):
+        assert tag in compact
+    assert "<think>" not in prompts.system_prompt("internal", "compact")
+    with pytest.raises(ValueError, match="style"):
+        prompts.system_prompt("explicit", "tiny")

@@ -57,6 +57,11 @@ class AgentConfig(BaseModel):
         "reasoning); 'internal': the server returns reasoning separately (e.g. Qwen3); "
         "'none': actions only.",
     )
+    prompt: Literal["full", "compact"] = Field(
+        default="full",
+        description="'full': the Behavior Priming scaffold's system prompt (~400 tokens); "
+        "'compact': the same protocol in ~80 tokens, for small fine-tuned policies.",
+    )
     search_reminder_after: int = Field(
         default=4, ge=0, description="Remind after this many consecutive searches (0: never)."
     )
@@ -120,7 +125,7 @@ class _Run:
     def __init__(self, task: Task, llm: LLM, search: SearchBackend, config: AgentConfig):
         self.task, self.llm, self.search, self.cfg = task, llm, search, config
         self.messages: list[Message] = [
-            Message(role="system", content=prompts.system_prompt(config.thinking)),
+            Message(role="system", content=prompts.system_prompt(config.thinking, config.prompt)),
             Message(role="user", content=prompts.first_user_message(task.question)),
         ]
         self.context: list[int] = [0, 1]

@@ -17,9 +17,11 @@ from __future__ import annotations
 from typing import Literal
 
 Thinking = Literal["explicit", "internal", "none"]
+PromptStyle = Literal["full", "compact"]
 
 __all__ = [
     "FORMAT_REMINDER",
+    "PromptStyle",
     "SUMMARY_ACK",
     "SUMMARY_REMINDER",
     "Thinking",
@@ -103,12 +105,29 @@ SUMMARY_REMINDER = (
 SUMMARY_ACK = "Your summary now replaces the earlier turns. Continue with your next action."
 
 
-def system_prompt(thinking: Thinking = "explicit") -> str:
+#: The same protocol in ~80 tokens instead of ~400, for small policies fine-tuned on it: on a
+#: CPU every prompt token is paid again in each SFT sample and each decoding step.
+_COMPACT = {
+    "explicit": "Answer the question by searching. In each response, first reason briefly in "
+    "<think> </think>, then take exactly one action: <search> query </search>, <answer> short "
+    "answer </answer> or <summary> notes </summary>. Search results come back in "
+    "<information> </information>.",
+    "internal": "Answer the question by searching. In each response take exactly one action: "
+    "<search> query </search>, <answer> short answer </answer> or <summary> notes </summary>. "
+    "Search results come back in <information> </information>.",
+}
+_COMPACT["none"] = _COMPACT["internal"]
+
+
+def system_prompt(thinking: Thinking = "explicit", style: PromptStyle = "full") -> str:
     """The system message: the tag protocol, with the response format for ``thinking``."""
-    try:
-        return _INTRO + _FORMATS[thinking]
-    except KeyError:
-        raise ValueError(f"thinking must be one of {sorted(_FORMATS)}, got {thinking!r}") from None
+    if thinking not in _FORMATS:
+        raise ValueError(f"thinking must be one of {sorted(_FORMATS)}, got {thinking!r}")
+    if style == "compact":
+        return _COMPACT[thinking]
+    if style != "full":
+        raise ValueError(f"style must be 'full' or 'compact', got {style!r}")
+    return _INTRO + _FORMATS[thinking]
 
 
 def first_user_message(question: str) -> str:

@@ -66,7 +66,11 @@ class EvalSection(_Strict):
     """Rolling the trained policies out on the dev split."""
 
     dev_n: int = Field(default=100, ge=1, description="Dev tasks per model.")
-    max_turns: int = Field(default=10, ge=1)
+    max_turns: int = Field(default=10, ge=1, description="Turn limit (teachers too).")
+    prompt: Literal["full", "compact"] = Field(
+        default="full",
+        description="System prompt style for teachers and policies (see AgentConfig.prompt).",
+    )
     topk: int = Field(default=3, ge=1)
     temperature: float = Field(default=0.0, ge=0.0, description="0 = greedy decoding.")
     max_batch: int = Field(default=16, ge=1, description="Local decoding batch (LocalHF).")

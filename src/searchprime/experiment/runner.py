@@ -203,7 +203,9 @@ def run_experiment(
         "base": (tc.base_preset, train[: tc.base_pool]),
         "prime": (tc.prime_preset, train[tc.base_pool : tc.base_pool + tc.prime_pool]),
     }
-    teacher_agent = AgentConfig(max_turns=cfg.eval.max_turns, topk=cfg.eval.topk)
+    teacher_agent = AgentConfig(
+        max_turns=cfg.eval.max_turns, topk=cfg.eval.topk, prompt=cfg.eval.prompt
+    )
     labelled: dict[str, Path] = {}
     with stage("teachers"):
         for pool, (preset, tasks) in pools.items():
@@ -255,6 +257,7 @@ def run_experiment(
     eval_agent = AgentConfig(
         max_turns=cfg.eval.max_turns,
         topk=cfg.eval.topk,
+        prompt=cfg.eval.prompt,
         sampling=default_sampling().model_copy(update={"temperature": cfg.eval.temperature}),
     )
     report: dict[str, Any] = {"name": cfg.name, "selection": cards, "arms": {}}
@@ -308,7 +311,7 @@ def _train_models(
 ) -> dict[str, Path]:
     """SFT the base model from the start checkpoint, then every arm from the base."""
     from searchprime.train.models import init_tiny, prepare_smollm2
-    from searchprime.train.sft import SFTRunConfig, train_sft
+    from searchprime.train.sft import SFTRunConfig, run_sft
 
     with stage("policy model"):
         if cfg.sft.model == "smollm2":
@@ -338,7 +341,7 @@ def _train_models(
             stage(f"sft {name}") if not (dest / "searchprime_sft.json").exists() else nullcontext()
         ):
             if not (dest / "searchprime_sft.json").exists():
-                summary = train_sft(
+                summary = run_sft(
                     SFTRunConfig(
                         model=str(init or models["base"]),
                         data=str(data_dirs[name]),
