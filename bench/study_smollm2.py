@@ -109,6 +109,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-batch", type=int, default=16, help="LocalHF decoding batch")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--until", default="all", choices=["prime", "sft", "all"], help="stop after this stage"
+    )
     args = ap.parse_args()
 
     import torch
@@ -179,6 +182,10 @@ def main() -> None:
             for line in card.summary_lines():
                 log("  " + line)
 
+    if args.until == "prime":
+        log(f"stopping after prime: {seconds}")
+        return
+
     with stage("policy model"):
         if args.model == "smollm2":
             start = prepare_smollm2(out / "models" / "smollm2")
@@ -213,6 +220,10 @@ def main() -> None:
                 )
                 log(f"  {s.steps} steps, loss {s.first_loss} -> {s.last_loss}")
         models[name] = dest
+
+    if args.until == "sft":
+        log(f"stopping after sft: {seconds}")
+        return
 
     from searchprime.llm.local_hf import LocalHF
 
