@@ -1,4 +1,4 @@
-"""``searchprime model init tiny|smollm2 OUT``: make a trainable Hugging Face model folder."""
+"""``searchprime model init tiny|smollm2 OUT``; ``model export-gguf HF_DIR OUT.gguf``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import typer
 from searchprime.cli._common import console, summary
 
 model_app = typer.Typer(
-    help="Policy models: make trainable Hugging Face folders.", no_args_is_help=True
+    help="Policy models: make trainable Hugging Face folders; export them to GGUF.",
+    no_args_is_help=True,
 )
 
 
@@ -40,6 +41,28 @@ def init(
             raise ConfigError(f"kind: unknown model kind {kind!r}; use smollm2 or tiny")
     card = json.loads((path / MODEL_CARD).read_text())
     summary(f"{kind} model ({card.get('parameters', 0) / 1e6:.2f}M parameters) -> {path}")
+
+
+@model_app.command("export-gguf")
+def export_gguf_cmd(
+    hf_dir: Path = typer.Argument(
+        ..., help="Hugging Face Llama folder (e.g. a fine-tuned SmolLM2)."
+    ),
+    out: Path = typer.Argument(..., help="Output .gguf file."),
+    template: Path | None = typer.Option(
+        None, help="GGUF of the same base model to copy metadata/tokenizer from (default: SmolLM2)."
+    ),
+    dtype: str = typer.Option("f16", help="Matrix precision: f16 | f32 (norms are always f32)."),
+) -> None:
+    """Write HF_DIR as a GGUF file for llama.cpp (``searchprime serve-model``, GGUFServer)."""
+    from searchprime.errors import ConfigError
+    from searchprime.train.gguf_export import export_gguf
+
+    if dtype not in ("f16", "f32"):
+        raise ConfigError(f"--dtype: must be f16 or f32, got {dtype!r}")
+    with console.status(f"exporting {hf_dir} to {out}"):
+        path = export_gguf(hf_dir, out, template_gguf=template, dtype=dtype)  # type: ignore[arg-type]
+    summary(f"GGUF ({dtype}, {path.stat().st_size / 1e6:.1f} MB) -> {path}")
 
 
 def register(app: typer.Typer) -> None:
