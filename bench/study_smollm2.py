@@ -8,15 +8,15 @@ BM25 (LocalHF) -> score, annotate, compare EM, valid-turn rate and behavior rate
 Every stage writes its files under ``--out`` and is skipped when they exist, so a rerun resumes.
 
 Sizing (measured 2026-11-27 on this 2-core box): SmolLM2 full SFT runs at ~45 tokens/s per
-CPU thread (bench/sft.py). In SmolLM2 tokens a plain-teacher trajectory is ~860 tokens, an
-all-behavior one ~1450 (max ~2900) in ``trajectory`` shape; ``turn`` shape costs ~3.6x more
-tokens (each turn repeats its context). So 160 + 160 trajectories x 2 epochs is ~0.75M
-tokens, about 2.3 h on 2 threads: for a 30-minute run use e.g. ``--base-n 40 --prime-n 24
---epochs 1`` (~70k tokens, ~13 min of SFT). Measured yields (2000 entities, 6500 tasks): the
-plain teacher is right on 35% (so ``--pool-n`` ~3x ``--base-n`` for the `correct` base); the
-all-behavior teacher shows all four (rules annotator) on 5.8% (261 of 4500; 78 of them wrong;
-error recovery, 24%, is the bottleneck), so ``--prime-pool-n`` must be ~17x ``--prime-n``.
-World, index, 5000 teacher rollouts and prime take ~20 s together.
+CPU thread (LoRA ~55; bench/sft.py). In SmolLM2 tokens (2000-entity world, ``trajectory``
+shape) a plain-teacher trajectory is ~940 tokens and an all-behavior one ~2300 (max ~2900);
+``turn`` shape costs ~3.6x more (each turn repeats its context). So 160 + 160 trajectories
+is ~0.52M tokens per epoch, ~1.6 h on 2 threads: a 30-minute CPU run must shrink to e.g.
+``--base-n 40 --prime-n 16 --epochs 1`` (~75k tokens, ~14 min of SFT), or run SFT on a GPU.
+Measured yields: the plain teacher is right on 35% (so ``--pool-n`` ~3x ``--base-n`` for the
+`correct` base); the all-behavior teacher shows all four (rules annotator) on 5.8% (261 of
+4500; 78 of them wrong; error recovery, 24%, is the bottleneck), so ``--prime-pool-n`` must
+be ~17x ``--prime-n``. World, index, 5000 teacher rollouts and prime take ~20 s together.
 
     .venv/bin/python bench/study_smollm2.py --out runs/study                 # the study
     .venv/bin/python bench/study_smollm2.py --out /tmp/s --model tiny --dev-n 8 \
