@@ -251,8 +251,6 @@ def run_experiment(
     models = _train_models(cfg, out, data_dirs, stage, log)
 
     # -- evaluation on dev -----------------------------------------------------------------
-    from searchprime.llm.local_hf import LocalHF
-
     dev = world.split("dev")[: cfg.eval.dev_n]
     eval_agent = AgentConfig(
         max_turns=cfg.eval.max_turns,
@@ -267,23 +265,17 @@ def run_experiment(
             raw = out / "eval" / f"{name}.jsonl"
             scored[name] = raw.with_suffix(".labelled.jsonl")
             if not scored[name].exists():
-                llm = LocalHF(
-                    str(model_dir),
-                    device=cfg.eval.device,
-                    max_batch=cfg.eval.max_batch,
-                    threads=cfg.eval.threads,
-                )
-                trajs = _rollout(
-                    raw,
-                    dev,
-                    llm,
-                    search,
-                    eval_agent,
-                    cfg.eval.max_batch,
-                    progress,
-                    f"rollout {name} on dev",
-                )
-                asyncio.run(llm.aclose())
+                with _policy(cfg, model_dir, out / "eval" / f"{name}.gguf") as llm:
+                    trajs = _rollout(
+                        raw,
+                        dev,
+                        llm,
+                        search,
+                        eval_agent,
+                        cfg.eval.max_batch,
+                        progress,
+                        f"rollout {name} on dev",
+                    )
                 write_jsonl(scored[name], score_and_label(trajs, world))
             report["arms"][name] = summarize(list(read_jsonl(scored[name], Trajectory)), dev, world)
     for pool, (preset, tasks) in pools.items():
@@ -300,6 +292,38 @@ def run_experiment(
     report["seconds"] = {**seconds, "total": round(time.perf_counter() - t_all, 1)}
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     return report
+
+
+@contextmanager
+def _policy(cfg: ExperimentConfig, model_dir: Path, gguf_path: Path) -> Iterator[Any]:
+    """The trained checkpoint as an LLM backend: llama.cpp on an exported GGUF, or LocalHF."""
+    if cfg.eval.backend == "local":
+        from searchprime.llm.local_hf import LocalHF
+
+        llm = LocalHF(
+            str(model_dir),
+            device=cfg.eval.device,
+            max_batch=cfg.eval.max_batch,
+            threads=cfg.eval.threads,
+        )
+        try:
+            yield llm
+        finally:
+            asyncio.run(llm.aclose())
+        return
+    from searchprime.llm.openai_http import OpenAIChat
+    from searchprime.llm.serve import GGUFServer
+    from searchprime.train.gguf_export import export_gguf
+
+    if not gguf_path.exists():
+        export_gguf(model_dir, gguf_path)
+    with GGUFServer(
+        gguf_path,
+        parallel=cfg.eval.max_batch,
+        ctx_size=3072 * cfg.eval.max_batch,
+        threads=cfg.eval.threads,
+    ) as server:
+        yield OpenAIChat(server.base_url, concurrency=cfg.eval.max_batch, timeout_s=600.0)
 
 
 def _train_models(
