@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from searchprime.behaviors._render import chunk_blocks, render_blocks
 from searchprime.behaviors.taxonomy import DEFAULT_TAXONOMY, Taxonomy
-from searchprime.eval.llmcall import CachedCaller, CallCache, extract_json
+from searchprime.eval.llmcall import CachedCaller, CallCache, extract_json, yes_no
 from searchprime.llm.base import LLM, SamplingParams
 from searchprime.records import (
     BehaviorEvidence,
@@ -65,15 +65,7 @@ _NO = {"no", "false", "absent", "0"}
 
 
 def _present(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        word = value.strip().strip(".").lower()
-        if word in _YES:
-            return True
-        if word in _NO:
-            return False
-    return None
+    return yes_no(value, _YES, _NO)
 
 
 def _turns(value: Any) -> list[int]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from searchprime.eval.llmcall import CachedCaller, CallCache, extract_json
+from searchprime.eval.llmcall import CachedCaller, CallCache, extract_json, yes_no
 from searchprime.llm.base import LLM, SamplingParams
 from searchprime.records import Message
 
@@ -66,15 +66,7 @@ class JudgeVerdict:
 
 
 def _as_bool(value: object) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        word = value.strip().strip(".").lower()
-        if word in _YES:
-            return True
-        if word in _NO:
-            return False
-    return None
+    return yes_no(value, _YES, _NO)
 
 
 def _echo(rationale: str) -> bool:

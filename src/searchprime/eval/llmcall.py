@@ -173,3 +173,21 @@ class CachedCaller:
             if value is not None:
                 return value, text, attempt + 1
         return None, text, self.retries + 1
+
+
+def yes_no(
+    value: object, yes: frozenset[str] | set[str], no: frozenset[str] | set[str]
+) -> bool | None:
+    """A judge's yes/no field as a bool: a JSON bool, or one of the ``yes``/``no`` words.
+
+    Anything else is None (unknown), never False.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().strip(".").lower()
+        if word in yes:
+            return True
+        if word in no:
+            return False
+    return None
