@@ -59,10 +59,13 @@ def sft(
 
         cfg.lora = LoraSettings()
     s = run_sft(cfg)
+    losses = (
+        f"; logged loss {s.first_loss:.4f} -> {s.last_loss:.4f}" if s.first_loss is not None else ""
+    )
     out.print(
         f"steps {s.steps} ({s.epochs:.2f} epochs) over {s.samples} samples "
-        f"({s.dropped_too_long} longer than max_length dropped); loss "
-        f"{s.first_loss} -> {s.last_loss}; {s.tokens_seen} tokens in {s.runtime_s:.1f}s",
+        f"({s.dropped_too_long} longer than max_length dropped){losses}; "
+        f"{s.tokens_seen} tokens in {s.runtime_s:.1f}s",
         highlight=False,
     )
     resumed = f", resumed from {s.resumed_from}" if s.resumed_from else ""
