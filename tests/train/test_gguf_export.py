@@ -69,6 +69,21 @@ def test_bad_config_field_is_named(tiny_model, tmp_path) -> None:
         export_gguf(folder, tmp_path / "x.gguf")
 
 
+@pytest.mark.slow
+def test_q8_0_export_writes_quantized_matrices_and_f32_norms(smollm2_dir, tmp_path) -> None:
+    import gguf
+
+    path = export_gguf(smollm2_dir, tmp_path / "q8.gguf", dtype="q8_0")
+    reader = gguf.GGUFReader(path)
+    types = {t.name: t.tensor_type.name for t in reader.tensors}
+    assert types["token_embd.weight"] == "Q8_0" and types["blk.3.ffn_down.weight"] == "Q8_0"
+    assert types["output_norm.weight"] == "F32"
+    assert reader.fields["general.file_type"].contents() == 7  # MOSTLY_Q8_0
+    assert reader.fields["tokenizer.chat_template"].contents().startswith("{% for message")
+    with pytest.raises(ConfigError, match="dtype"):
+        export_gguf(smollm2_dir, tmp_path / "x.gguf", dtype="q4_0")  # type: ignore[arg-type]
+
+
 def _hf_greedy(hf_dir: Path, prompts: list[str]) -> list[list[int]]:
     import torch
     import transformers

@@ -52,14 +52,14 @@ def export_gguf_cmd(
     template: Path | None = typer.Option(
         None, help="GGUF of the same base model to copy metadata/tokenizer from (default: SmolLM2)."
     ),
-    dtype: str = typer.Option("f16", help="Matrix precision: f16 | f32 (norms are always f32)."),
+    dtype: str = typer.Option("f16", help="Matrices: f16 | f32 | q8_0 (norms are always f32)."),
 ) -> None:
     """Write HF_DIR as a GGUF file for llama.cpp (``searchprime serve-model``, GGUFServer)."""
     from searchprime.errors import ConfigError
     from searchprime.train.gguf_export import export_gguf
 
-    if dtype not in ("f16", "f32"):
-        raise ConfigError(f"--dtype: must be f16 or f32, got {dtype!r}")
+    if dtype not in ("f16", "f32", "q8_0"):
+        raise ConfigError(f"--dtype: must be f16, f32 or q8_0, got {dtype!r}")
     with console.status(f"exporting {hf_dir} to {out}"):
         path = export_gguf(hf_dir, out, template_gguf=template, dtype=dtype)  # type: ignore[arg-type]
     summary(f"GGUF ({dtype}, {path.stat().st_size / 1e6:.1f} MB) -> {path}")

@@ -6,7 +6,8 @@ vocabulary/merges/token types/special ids, chat template) is copied from a *temp
 the same base model (default: the packaged SmolLM2-135M-Instruct GGUF), after checking that the
 HF config agrees with the template's hyper-parameters. Weights get llama.cpp's tensor names and
 its Q/K row permutation (``convert_hf_to_gguf.py`` ``LlamaModel.permute``; transformers undoes it
-when it loads a GGUF). Norms are written in F32, matrices in F16 (default) or F32.
+when it loads a GGUF). Norms are written in F32, matrices in F16 (default), F32 or Q8_0
+(llama.cpp's own ``--outtype q8_0``; measured faster than F16 on this CPU).
 
     >>> export_gguf("runs/sft/model", "runs/sft/model.gguf")     # doctest: +SKIP
 """
@@ -26,6 +27,9 @@ __all__ = ["export_gguf", "hf_to_gguf_name", "permute_qk"]
 
 #: Template keys that describe the template's quantization, not the exported model.
 _DROP_KEYS = {"general.file_type", "general.quantization_version"}
+
+#: ``dtype`` argument -> GGUF file type (``gguf.LlamaFileType`` member).
+_FILE_TYPES = {"f16": "MOSTLY_F16", "f32": "ALL_F32", "q8_0": "MOSTLY_Q8_0"}
 
 #: HF Llama tensor suffix (inside ``model.layers.N.``) -> llama.cpp name (inside ``blk.N.``).
 _LAYER_NAMES = {
@@ -144,7 +148,7 @@ def export_gguf(
     out_path: str | Path,
     *,
     template_gguf: str | Path | None = None,
-    dtype: Literal["f16", "f32"] = "f16",
+    dtype: Literal["f16", "f32", "q8_0"] = "f16",
 ) -> Path:
     """Write ``hf_dir`` (a Llama HF folder) as a GGUF file at ``out_path``; returns the path.
 
@@ -153,8 +157,8 @@ def export_gguf(
     """
     gguf = require("gguf", "train")
     np = require("numpy", "train")
-    if dtype not in ("f16", "f32"):
-        raise ConfigError(f"dtype: must be 'f16' or 'f32', got {dtype!r}")
+    if dtype not in _FILE_TYPES:
+        raise ConfigError(f"dtype: must be one of {', '.join(_FILE_TYPES)}, got {dtype!r}")
     hf = Path(hf_dir)
     config_path = hf / "config.json"
     try:
@@ -202,11 +206,9 @@ def export_gguf(
         vtype = field.types[0]
         sub = field.types[1] if vtype == gguf.GGUFValueType.ARRAY and len(field.types) > 1 else None
         writer.add_key_value(key, _field_value(field), vtype, sub_type=sub)
-    file_type = gguf.LlamaFileType.MOSTLY_F16 if dtype == "f16" else gguf.LlamaFileType.ALL_F32
-    writer.add_file_type(file_type)
+    writer.add_file_type(getattr(gguf.LlamaFileType, _FILE_TYPES[dtype]))
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
-    matrix = np.float16 if dtype == "f16" else np.float32
     names = {hf_to_gguf_name(name): name for name in sorted(state)}
     names.pop(None, None)
     expected = (
@@ -222,8 +224,15 @@ def export_gguf(
             data = permute_qk(data, n_head, n_head)
         elif gname.endswith("attn_k.weight"):
             data = permute_qk(data, n_head, n_head_kv)
-        data = np.ascontiguousarray(data, dtype=np.float32 if data.ndim == 1 else matrix)
-        writer.add_tensor(gname, data)
+        if data.ndim == 1:
+            writer.add_tensor(gname, np.ascontiguousarray(data, dtype=np.float32))
+        elif dtype == "q8_0":
+            q8 = gguf.GGMLQuantizationType.Q8_0
+            quant = gguf.quants.quantize(np.ascontiguousarray(data, dtype=np.float32), q8)
+            writer.add_tensor(gname, quant, raw_dtype=q8)
+        else:
+            kind = np.float16 if dtype == "f16" else np.float32
+            writer.add_tensor(gname, np.ascontiguousarray(data, dtype=kind))
     try:
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
