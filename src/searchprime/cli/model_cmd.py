@@ -52,7 +52,9 @@ def export_gguf_cmd(
     template: Path | None = typer.Option(
         None, help="GGUF of the same base model to copy metadata/tokenizer from (default: SmolLM2)."
     ),
-    dtype: str = typer.Option("f16", help="Matrices: f16 | f32 | q8_0 (norms are always f32)."),
+    dtype: str = typer.Option(
+        "f16", help="Matrices: f16 (matches transformers) | f32 | q8_0 (faster, drifts)."
+    ),
 ) -> None:
     """Write HF_DIR as a GGUF file for llama.cpp (``searchprime serve-model``, GGUFServer)."""
     from searchprime.errors import ConfigError

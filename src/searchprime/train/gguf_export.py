@@ -7,7 +7,8 @@ the same base model (default: the packaged SmolLM2-135M-Instruct GGUF), after ch
 HF config agrees with the template's hyper-parameters. Weights get llama.cpp's tensor names and
 its Q/K row permutation (``convert_hf_to_gguf.py`` ``LlamaModel.permute``; transformers undoes it
 when it loads a GGUF). Norms are written in F32, matrices in F16 (default), F32 or Q8_0
-(llama.cpp's own ``--outtype q8_0``; measured faster than F16 on this CPU).
+(llama.cpp's ``--outtype q8_0``: ~1.3x faster than F16 on this CPU, but greedy outputs can
+differ from transformers from the first token; use F16 when the outputs must match).
 
     >>> export_gguf("runs/sft/model", "runs/sft/model.gguf")     # doctest: +SKIP
 """
