@@ -141,16 +141,13 @@ def get_strategy(spec: str) -> tuple[Strategy, str | None]:
 
 def is_correct(traj: Trajectory, correctness: Correctness = "em") -> bool:
     """Whether the final answer is right (missing scores count as wrong)."""
-    s = traj.scores
-    if s is None:
+    from searchprime.eval.score import is_correct as scored_correct
+
+    if traj.scores is None:
         return False
-    em_ok = s.em is not None and s.em >= 1.0
-    judge_ok = s.judge is True
-    if correctness == "em":
-        return em_ok
-    if correctness == "judge":
-        return judge_ok
-    return em_ok or judge_ok
+    if correctness == "em_or_judge":
+        return scored_correct(traj, "em") or scored_correct(traj, "judge")
+    return scored_correct(traj, correctness)
 
 
 def _labels(traj: Trajectory) -> BehaviorLabels:

@@ -42,6 +42,7 @@ class ArmSection(_Strict):
         "single:<behavior> | py:<module:function> | expr:<expression>.",
     )
     n: int = Field(default=160, ge=1, description="Exact number of trajectories selected.")
+    epochs: float | None = Field(default=None, gt=0, description="Override sft.epochs.")
 
 
 class SFTSection(_Strict):

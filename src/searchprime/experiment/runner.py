@@ -358,6 +358,7 @@ def _train_models(
         **cfg.sft.trl,
     }
     models: dict[str, Path] = {}
+    epochs = {a.name: a.epochs for a in cfg.arms if a.epochs is not None}
     order = [("base", start)] + [(a.name, None) for a in cfg.arms]
     for name, init in order:
         dest = out / "sft" / name
@@ -371,7 +372,7 @@ def _train_models(
                         data=str(data_dirs[name]),
                         output_dir=str(dest),
                         resume=any(dest.glob("checkpoint-*")),
-                        trl=trl,
+                        trl={**trl, "num_train_epochs": epochs.get(name, cfg.sft.epochs)},
                     )
                 )
                 log(
