@@ -48,6 +48,19 @@ def test_study_runs_and_resumes(tmp_path):
     assert again["arms"]["base"] == report["arms"]["base"]
 
 
+def test_resume_with_other_settings_is_refused(tmp_path):
+    from searchprime.errors import ResumeError
+
+    cfg = ExperimentConfig.model_validate(
+        {"world": {"entities": 100, "tasks": 50}, "teachers": {"base_pool": 40, "prime_pool": 40}}
+    )
+    with pytest.raises(ConfigError):
+        run_experiment(cfg, tmp_path, log=lambda _m: None)
+    other = cfg.model_copy(update={"seed": 1})
+    with pytest.raises(ResumeError, match="seed"):
+        run_experiment(other, tmp_path, log=lambda _m: None)
+
+
 def test_pools_larger_than_the_train_split_are_refused(tmp_path):
     cfg = ExperimentConfig.model_validate(
         {"world": {"entities": 100, "tasks": 50}, "teachers": {"base_pool": 40, "prime_pool": 40}}

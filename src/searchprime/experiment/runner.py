@@ -69,6 +69,26 @@ def _rollout(
     return list(read_jsonl(path, Trajectory))
 
 
+def _check_same_settings(cfg: ExperimentConfig, saved: Path) -> None:
+    """Stages are cached by their files: resuming with other settings would mix two studies.
+
+    Only the ``eval`` section may change (re-evaluating trained models is cheap and safe once
+    the eval outputs are removed).
+    """
+    if not saved.exists():
+        return
+    from searchprime.errors import ResumeError
+
+    old = json.loads(saved.read_text())
+    new = json.loads(cfg.model_dump_json())
+    diff = sorted(k for k in set(old) | set(new) if k != "eval" and old.get(k) != new.get(k))
+    if diff:
+        raise ResumeError(
+            f"{saved}: this folder holds a study with other settings ({', '.join(diff)}); "
+            "use a new --out folder, or the same settings to resume"
+        )
+
+
 def score_and_label(trajs: list[Trajectory], world: Any) -> list[Trajectory]:
     """Fill EM/F1 scores and rules-annotator labels in place."""
     from searchprime.behaviors.rules import annotate_rules
@@ -163,6 +183,7 @@ def run_experiment(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    _check_same_settings(cfg, out / "experiment.json")
     atomic_write_text(out / "experiment.json", cfg.model_dump_json(indent=2) + "\n")
     seconds: dict[str, float] = {}
     t_all = time.perf_counter()
