@@ -74,14 +74,7 @@ class EvalSection(_Strict):
     )
     topk: int = Field(default=3, ge=1)
     temperature: float = Field(default=0.0, ge=0.0, description="0 = greedy decoding.")
-    backend: Literal["llamacpp", "local"] = Field(
-        default="local",
-        description="'llamacpp': export each checkpoint to GGUF and serve it with llama.cpp "
-        "(fast on CPU); 'local': decode with transformers in-process (any device).",
-    )
-    max_batch: int = Field(
-        default=16, ge=1, description="Agents decoded together (llama.cpp slots or LocalHF batch)."
-    )
+    max_batch: int = Field(default=16, ge=1, description="Agents decoded together in one batch.")
     device: str = Field(default="cpu", description="torch device for training and decoding.")
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads.")
 

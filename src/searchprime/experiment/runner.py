@@ -286,7 +286,7 @@ def run_experiment(
             raw = out / "eval" / f"{name}.jsonl"
             scored[name] = raw.with_suffix(".labelled.jsonl")
             if not scored[name].exists():
-                with _policy(cfg, model_dir, out / "eval" / f"{name}.gguf") as llm:
+                with _policy(cfg, model_dir) as llm:
                     trajs = _rollout(
                         raw,
                         dev,
@@ -316,35 +316,24 @@ def run_experiment(
 
 
 @contextmanager
-def _policy(cfg: ExperimentConfig, model_dir: Path, gguf_path: Path) -> Iterator[Any]:
-    """The trained checkpoint as an LLM backend: llama.cpp on an exported GGUF, or LocalHF."""
-    if cfg.eval.backend == "local":
-        from searchprime.llm.local_hf import LocalHF
+def _policy(cfg: ExperimentConfig, model_dir: Path) -> Iterator[Any]:
+    """A trained checkpoint as an LLM backend, decoded in-process with batching.
 
-        llm = LocalHF(
-            str(model_dir),
-            device=cfg.eval.device,
-            max_batch=cfg.eval.max_batch,
-            threads=cfg.eval.threads,
-        )
-        try:
-            yield llm
-        finally:
-            asyncio.run(llm.aclose())
-        return
-    from searchprime.llm.openai_http import OpenAIChat
-    from searchprime.llm.serve import GGUFServer
-    from searchprime.train.gguf_export import export_gguf
+    (On this kind of CPU, batched transformers beat llama.cpp on ~600-token agent prompts;
+    to serve a checkpoint with llama.cpp instead, see ``searchprime model export-gguf``.)
+    """
+    from searchprime.llm.local_hf import LocalHF
 
-    if not gguf_path.exists():
-        export_gguf(model_dir, gguf_path)
-    with GGUFServer(
-        gguf_path,
-        parallel=cfg.eval.max_batch,
-        ctx_size=3072 * cfg.eval.max_batch,
+    llm = LocalHF(
+        str(model_dir),
+        device=cfg.eval.device,
+        max_batch=cfg.eval.max_batch,
         threads=cfg.eval.threads,
-    ) as server:
-        yield OpenAIChat(server.base_url, concurrency=cfg.eval.max_batch, timeout_s=600.0)
+    )
+    try:
+        yield llm
+    finally:
+        asyncio.run(llm.aclose())
 
 
 def _train_models(
