@@ -362,7 +362,7 @@ def _train_models(
         "per_device_train_batch_size": cfg.sft.batch_size,
         "max_length": cfg.sft.max_length,
         "save_steps": 50,
-        "logging_steps": 5,
+        "logging_steps": 1,
         "seed": cfg.seed,
         **({"use_cpu": True} if cfg.eval.device == "cpu" else {}),
         **cfg.sft.trl,
