@@ -29,6 +29,9 @@ class TeacherSection(_Strict):
     base_pool: int = Field(default=400, ge=1, description="Train tasks of pool A.")
     prime_preset: str = Field(default="all", description="Teacher for the priming data.")
     prime_pool: int = Field(default=1500, ge=1, description="Train tasks of pool B (disjoint).")
+    max_turns: int = Field(
+        default=10, ge=1, description="Teachers' turn limit (behavior-rich runs take ~8 turns)."
+    )
     concurrency: int = Field(default=32, ge=1)
 
 
@@ -67,7 +70,7 @@ class EvalSection(_Strict):
     """Rolling the trained policies out on the dev split."""
 
     dev_n: int = Field(default=100, ge=1, description="Dev tasks per model.")
-    max_turns: int = Field(default=10, ge=1, description="Turn limit (teachers too).")
+    max_turns: int = Field(default=10, ge=1, description="Turn limit of the trained policies.")
     prompt: Literal["full", "compact"] = Field(
         default="full",
         description="System prompt style for teachers and policies (see AgentConfig.prompt).",

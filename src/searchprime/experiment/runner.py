@@ -224,9 +224,7 @@ def run_experiment(
         "base": (tc.base_preset, train[: tc.base_pool]),
         "prime": (tc.prime_preset, train[tc.base_pool : tc.base_pool + tc.prime_pool]),
     }
-    teacher_agent = AgentConfig(
-        max_turns=cfg.eval.max_turns, topk=cfg.eval.topk, prompt=cfg.eval.prompt
-    )
+    teacher_agent = AgentConfig(max_turns=tc.max_turns, topk=cfg.eval.topk, prompt=cfg.eval.prompt)
     labelled: dict[str, Path] = {}
     with stage("teachers"):
         for pool, (preset, tasks) in pools.items():
