@@ -77,6 +77,11 @@ class EvalSection(_Strict):
     )
     topk: int = Field(default=3, ge=1)
     temperature: float = Field(default=0.0, ge=0.0, description="0 = greedy decoding.")
+    max_tokens: int = Field(
+        default=512,
+        ge=16,
+        description="Most tokens per turn; with static batching one runaway row stalls its batch.",
+    )
     max_batch: int = Field(default=16, ge=1, description="Agents decoded together in one batch.")
     device: str = Field(default="cpu", description="torch device for training and decoding.")
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads.")

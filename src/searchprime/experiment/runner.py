@@ -275,7 +275,9 @@ def run_experiment(
         max_turns=cfg.eval.max_turns,
         topk=cfg.eval.topk,
         prompt=cfg.eval.prompt,
-        sampling=default_sampling().model_copy(update={"temperature": cfg.eval.temperature}),
+        sampling=default_sampling().model_copy(
+            update={"temperature": cfg.eval.temperature, "max_tokens": cfg.eval.max_tokens}
+        ),
     )
     report: dict[str, Any] = {"name": cfg.name, "selection": cards, "arms": {}}
     scored: dict[str, Path] = {}
