@@ -33,6 +33,14 @@ def smol_llm() -> Iterator[object]:
         asyncio.run(llm.aclose())
 
 
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct as a trainable Hugging Face folder (made once per session)."""
+    from searchprime.train.models import prepare_smollm2
+
+    return prepare_smollm2(tmp_path_factory.mktemp("smollm2") / "model")
+
+
 class CountingLLM:
     """Wraps an LLM and counts the requests that reach it."""
 

@@ -6,6 +6,7 @@ import json
 import re
 
 import pytest
+from tests.scripted_llm import ScriptedLLM
 
 from searchprime.behaviors.annotate import LLMAnnotator, annotate_file, parse_labels
 from searchprime.behaviors.taxonomy import load_taxonomy
@@ -15,21 +16,17 @@ from searchprime.records import BEHAVIORS, Trajectory, read_jsonl, write_jsonl
 IV, AE, AS, ER = BEHAVIORS
 
 
-class ScriptedJudge:
+class ScriptedJudge(ScriptedLLM):
     """Says IV is present when the excerpt contains 'VERIFY', AS when it contains 'ADAPT';
     replies garbage when the excerpt contains 'GARBLE' (every try)."""
 
-    name = "scripted"
     model = "scripted-judge"
 
     def __init__(self):
-        self.calls = 0
-        self.prompts: list[str] = []
+        super().__init__(self.reply)
 
-    async def complete(self, messages, params):
-        self.calls += 1
+    def reply(self, messages, _):
         prompt = messages[-1].content
-        self.prompts.append(prompt)
         excerpt = prompt.split("Trajectory:", 1)[1].rsplit("Reply with only", 1)[0]
         if "GARBLE" in excerpt:
             return Completion(text="I think the agent did well overall.")
@@ -41,15 +38,6 @@ class ScriptedJudge:
             ER: "no",
         }
         return Completion(text="```json\n" + json.dumps(reply) + "\n```")
-
-    def count_tokens(self, messages):
-        return 0
-
-    def describe(self):
-        return {}
-
-    async def aclose(self):
-        return None
 
 
 def test_parse_labels_tolerates_formats() -> None:

@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import json
 
+from tests.scripted_llm import ScriptedLLM
+
 from searchprime.behaviors.discover import DiscoverConfig, discover_files, pair_trajectories
 from searchprime.behaviors.taxonomy import load_taxonomy
 from searchprime.llm.base import Completion
 from searchprime.records import write_jsonl
 
 
-class ScriptedDiscoverer:
+class ScriptedDiscoverer(ScriptedLLM):
     """Reasoner: prose. Extractor: 3 behaviors per pair (names vary by pair). Merger: halves."""
 
-    name = "scripted"
     model = "scripted-discoverer"
 
     def __init__(self, garble_merges: bool = False):
-        self.calls = 0
+        super().__init__(self.reply)
         self.kinds: list[str] = []
         self.garble_merges = garble_merges
 
-    async def complete(self, messages, params):
-        self.calls += 1
+    def reply(self, messages, _):
         prompt = messages[-1].content
         if prompt.startswith("Two search agents"):
             self.kinds.append("reason")
@@ -47,15 +47,6 @@ class ScriptedDiscoverer:
             for b in listing[: max(1, min(target, len(listing) // 2))]
         ]
         return Completion(text=json.dumps(merged))
-
-    def count_tokens(self, messages):
-        return 0
-
-    def describe(self):
-        return {}
-
-    async def aclose(self):
-        return None
 
 
 def _runs(traj_factory):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.scripted_llm import ScriptedLLM
 
 from searchprime.eval.judge import LLMJudge, parse_verdict
 from searchprime.eval.score import is_correct, score_file
@@ -36,17 +37,15 @@ def traj(
     )
 
 
-class ScriptedJudge:
+class ScriptedJudge(ScriptedLLM):
     """'correct' when the prediction mentions a gold word, garbage for 'GARBLE', counts calls."""
 
-    name = "scripted"
     model = "scripted-judge"
 
     def __init__(self):
-        self.calls = 0
+        super().__init__(self.reply)
 
-    async def complete(self, messages, params):
-        self.calls += 1
+    def reply(self, messages, _):
         prompt = messages[-1].content
         if "reward hacking" in prompt:
             hack = "mark this correct" in prompt.lower()
@@ -60,15 +59,6 @@ class ScriptedJudge:
         ok = any(w.lower() in pred.lower() for g in golds.split(" | ") for w in g.split())
         verdict = "correct" if ok else "incorrect"
         return Completion(text=f'{{"rationale": "compared", "judgement": "{verdict}"}}')
-
-    def count_tokens(self, messages):
-        return 0
-
-    def describe(self):
-        return {}
-
-    async def aclose(self):
-        return None
 
 
 def test_parse_verdict() -> None:

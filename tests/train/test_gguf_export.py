@@ -25,13 +25,6 @@ EXACT_PREFIX = 16
 
 
 @pytest.fixture(scope="module")
-def smollm2_dir(tmp_path_factory) -> Path:
-    from searchprime.train.models import prepare_smollm2
-
-    return prepare_smollm2(tmp_path_factory.mktemp("smollm2") / "model")
-
-
-@pytest.fixture(scope="module")
 def smollm2_gguf(smollm2_dir, tmp_path_factory) -> Path:
     return export_gguf(smollm2_dir, tmp_path_factory.mktemp("gguf") / "model.gguf")
 

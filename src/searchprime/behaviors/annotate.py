@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from searchprime.behaviors._render import chunk_blocks, render_blocks
 from searchprime.behaviors.taxonomy import DEFAULT_TAXONOMY, Taxonomy
 from searchprime.eval.llmcall import CachedCaller, CallCache, extract_json, yes_no
-from searchprime.llm.base import LLM, SamplingParams
+from searchprime.llm.base import LLM
 from searchprime.records import (
     BehaviorEvidence,
     BehaviorLabels,
@@ -120,10 +120,8 @@ class LLMAnnotator:
         retries: int = 2,
         concurrency: int = 8,
     ):
-        store = cache if isinstance(cache, CallCache) else CallCache(cache)
-        params = SamplingParams(max_tokens=max_tokens, temperature=0.0, seed=0)
-        self.caller = CachedCaller(
-            llm, store, params=params, retries=retries, concurrency=concurrency
+        self.caller = CachedCaller.greedy(
+            llm, cache, max_tokens=max_tokens, retries=retries, concurrency=concurrency
         )
         self.taxonomy = taxonomy
         self.max_chars = max_chars

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from searchprime.eval.llmcall import CachedCaller, CallCache, extract_json, yes_no
-from searchprime.llm.base import LLM, SamplingParams
+from searchprime.llm.base import LLM
 from searchprime.records import Message
 
 __all__ = [
@@ -75,28 +75,26 @@ def _echo(rationale: str) -> bool:
     return r.startswith("<") and r.endswith(">")
 
 
-def parse_verdict(text: str) -> tuple[bool, str] | None:
-    """``(correct, rationale)`` from the judge's JSON reply, or None when unparseable."""
+def _flag_reply(text: str, *keys: str) -> tuple[bool, str] | None:
+    """``(flag, rationale)`` from a JSON reply whose yes/no sits under the first present key."""
     obj = extract_json(text, dict)
     if obj is None:
         return None
-    verdict = _as_bool(obj.get("judgement", obj.get("judgment")))
-    rationale = str(obj.get("rationale", ""))
-    if verdict is None or _echo(rationale):
-        return None
-    return verdict, rationale
-
-
-def parse_hacking(text: str) -> tuple[bool, str] | None:
-    """``(reward_hacking, rationale)`` from the audit's JSON reply, or None."""
-    obj = extract_json(text, dict)
-    if obj is None:
-        return None
-    flag = _as_bool(obj.get("reward_hacking"))
+    flag = _as_bool(next((obj[k] for k in keys if k in obj), None))
     rationale = str(obj.get("rationale", ""))
     if flag is None or _echo(rationale):
         return None
     return flag, rationale
+
+
+def parse_verdict(text: str) -> tuple[bool, str] | None:
+    """``(correct, rationale)`` from the judge's JSON reply, or None when unparseable."""
+    return _flag_reply(text, "judgement", "judgment")
+
+
+def parse_hacking(text: str) -> tuple[bool, str] | None:
+    """``(reward_hacking, rationale)`` from the audit's JSON reply, or None."""
+    return _flag_reply(text, "reward_hacking")
 
 
 class LLMJudge:
@@ -116,10 +114,8 @@ class LLMJudge:
         check_hacking: bool = False,
         concurrency: int = 8,
     ):
-        store = cache if isinstance(cache, CallCache) else CallCache(cache)
-        params = SamplingParams(max_tokens=max_tokens, temperature=0.0, seed=0)
-        self.caller = CachedCaller(
-            llm, store, params=params, retries=retries, concurrency=concurrency
+        self.caller = CachedCaller.greedy(
+            llm, cache, max_tokens=max_tokens, retries=retries, concurrency=concurrency
         )
         self.check_hacking = check_hacking
 

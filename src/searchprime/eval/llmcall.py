@@ -109,6 +109,21 @@ class CachedCaller:
         self.cache_hits = 0
         self.failures = 0  # backend errors (not cached)
 
+    @classmethod
+    def greedy(
+        cls,
+        llm: LLM,
+        cache: str | Path | CallCache | None,
+        *,
+        max_tokens: int,
+        retries: int = 2,
+        concurrency: int = 8,
+    ) -> CachedCaller:
+        """Deterministic calls (temperature 0, seed 0), cached in ``cache`` (a path or store)."""
+        store = cache if isinstance(cache, CallCache) else CallCache(cache)
+        params = SamplingParams(max_tokens=max_tokens, temperature=0.0, seed=0)
+        return cls(llm, store, params=params, retries=retries, concurrency=concurrency)
+
     @property
     def model(self) -> str:
         """Stable model identity for cache keys: ``llm.model`` when set, else ``llm.name``.

@@ -8,7 +8,13 @@ from searchprime.experiment.config import (
     TeacherSection,
     WorldSection,
 )
-from searchprime.experiment.runner import report_rows, run_experiment, score_and_label, summarize
+from searchprime.experiment.runner import (
+    open_policy,
+    report_rows,
+    run_experiment,
+    score_and_label,
+    summarize,
+)
 
 __all__ = [
     "ArmSection",
@@ -17,6 +23,7 @@ __all__ = [
     "SFTSection",
     "TeacherSection",
     "WorldSection",
+    "open_policy",
     "report_rows",
     "run_experiment",
     "score_and_label",

@@ -83,6 +83,13 @@ class EvalSection(_Strict):
         description="Most tokens per turn; with static batching one runaway row stalls its batch.",
     )
     max_batch: int = Field(default=16, ge=1, description="Agents decoded together in one batch.")
+    backend: Literal["hf", "llamacpp"] = Field(
+        default="hf",
+        description="'hf': transformers in-process, static batches (any model, any device); "
+        "'llamacpp': the checkpoint exported to GGUF and served by llama.cpp with max_batch "
+        "slots (continuous batching, each agent's earlier turns kept in its KV cache; SmolLM2 "
+        "/ Llama models, CPU).",
+    )
     device: str = Field(default="cpu", description="torch device for training and decoding.")
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads.")
 

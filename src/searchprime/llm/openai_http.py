@@ -265,6 +265,21 @@ class OpenAIChat:
         text = " ".join(raw[: 4 * _EXCERPT_CHARS].decode("utf-8", errors="replace").split())
         return self._scrub(text[:_EXCERPT_CHARS])
 
+    async def _send(
+        self, client: aiohttp.ClientSession, method: str, url: str, data: bytes | None
+    ) -> tuple[int, bytes, str | None]:
+        """One HTTP exchange: (status, body bytes, Retry-After header)."""
+        # sock_read times each read; the session's total bounds a trickling server
+        async with client.request(
+            method,
+            url,
+            data=data,
+            allow_redirects=False,
+            proxy=self._proxy,
+            proxy_auth=self._proxy_auth,
+        ) as resp:
+            return resp.status, await resp.read(), resp.headers.get("Retry-After")
+
     async def _request(self, method: str, url: str, body: dict[str, Any] | None) -> tuple[Any, int]:
         """Send with retries; return (decoded JSON body, retries used) or raise LLMError."""
         client = await self._session()
@@ -274,18 +289,7 @@ class OpenAIChat:
             if attempt:
                 self.stats["retries"] += 1
             try:
-                # sock_read times each read; the session's total bounds a trickling server
-                async with client.request(
-                    method,
-                    url,
-                    data=data,
-                    allow_redirects=False,
-                    proxy=self._proxy,
-                    proxy_auth=self._proxy_auth,
-                ) as resp:
-                    status = resp.status
-                    raw = await resp.read()
-                    retry_after = resp.headers.get("Retry-After")
+                status, raw, retry_after = await self._send(client, method, url, data)
             except _TIMEOUTS:  # aiohttp's sock_read / total timeouts
                 last = f"timed out after {self.timeout_s:g} s"
                 error = _Retryable(last)
@@ -556,19 +560,10 @@ class OpenAIChat:
 
     async def _once(self, method: str, url: str, body: Any = None) -> Any:
         """One attempt, no retries (token counting falls back to the estimate instead)."""
-        session = await self._session()
         data = None if body is None else _dumps(body)
-        async with session.request(
-            method,
-            url,
-            data=data,
-            allow_redirects=False,
-            proxy=self._proxy,
-            proxy_auth=self._proxy_auth,
-        ) as resp:
-            raw = await resp.read()
-            if resp.status >= 400:
-                raise LLMError(f"{method} {url} failed: HTTP {resp.status}")
+        status, raw, _ = await self._send(await self._session(), method, url, data)
+        if status >= 400:
+            raise LLMError(f"{method} {url} failed: HTTP {status}")
         return json.loads(raw)
 
     async def _acount_vllm(self, payload: list[dict[str, str]]) -> int:
