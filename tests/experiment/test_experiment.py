@@ -47,6 +47,16 @@ def test_study_runs_and_resumes(tmp_path):
     assert not any(line.startswith("stage sft") for line in logs)
     assert again["arms"]["base"] == report["arms"]["base"]
 
+    # a smaller dev_n reports on its own tasks from the rollouts already made; growing it back
+    # rolls nothing out again
+    raw = out / "eval" / "base.jsonl"
+    lines = raw.read_text().count("\n")
+    small = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"dev_n": 2})})
+    assert run_experiment(small, out, log=logs.append)["arms"]["base"]["n"] == 2
+    assert len(list(read_jsonl(out / "eval" / "base.labelled.jsonl", Trajectory))) == 2
+    assert run_experiment(cfg, out, log=logs.append)["arms"]["base"] == report["arms"]["base"]
+    assert raw.read_text().count("\n") == lines == 4
+
 
 def test_resume_with_other_settings_is_refused(tmp_path):
     from searchprime.errors import ResumeError
@@ -81,3 +91,15 @@ def test_quickstart_yaml_is_valid():
     with resources.as_file(ref) as path:
         cfg = load_config(ExperimentConfig, path)
     assert cfg.sft.model == "smollm2" and cfg.arms[0].strategy == "behavior"
+
+
+def test_study_yaml_is_valid_and_llamacpp_on_cuda_is_refused():
+    from tests.conftest import REPO
+
+    study = REPO / "bench" / "study.yaml"
+    cfg = load_config(ExperimentConfig, study)
+    assert cfg.eval.backend == "llamacpp" and cfg.eval.dev_n == 300
+    with pytest.raises(ConfigError, match="backend"):
+        load_config(ExperimentConfig, study, {"eval.device": "cuda"})
+    gpu = load_config(ExperimentConfig, study, {"eval.device": "cuda", "eval.backend": "hf"})
+    assert gpu.eval.backend == "hf"

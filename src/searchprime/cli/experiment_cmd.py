@@ -50,16 +50,19 @@ def register(app: typer.Typer) -> None:
         dev_n: int | None = typer.Option(None, help="Override eval.dev_n."),
         model: str | None = typer.Option(None, help="Override sft.model (smollm2|tiny|PATH)."),
         device: str | None = typer.Option(None, help="Override eval.device (cpu, cuda)."),
+        backend: str | None = typer.Option(None, help="Override eval.backend (hf, llamacpp)."),
     ) -> None:
         """Run the whole study from one YAML file; cached and resumable stage by stage."""
-        _run(config, out_dir, {"eval.dev_n": dev_n, "sft.model": model, "eval.device": device})
+        overrides = {"eval.dev_n": dev_n, "sft.model": model, "eval.device": device}
+        _run(config, out_dir, {**overrides, "eval.backend": backend})
 
     @app.command()
     def quickstart(
         out_dir: Path = typer.Option(Path("runs/quickstart"), "--out", help="Output folder."),
         device: str | None = typer.Option(None, help="torch device (cpu, cuda)."),
+        backend: str | None = typer.Option(None, help="Override eval.backend (hf, llamacpp)."),
     ) -> None:
         """The embedded default: a sandbox world, teachers, priming and SFT of SmolLM2, eval."""
         ref = resources.files("searchprime.experiment") / QUICKSTART
         with resources.as_file(ref) as path:
-            _run(path, out_dir, {"eval.device": device})
+            _run(path, out_dir, {"eval.device": device, "eval.backend": backend})

@@ -93,6 +93,15 @@ class EvalSection(_Strict):
     device: str = Field(default="cpu", description="torch device for training and decoding.")
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads.")
 
+    @model_validator(mode="after")
+    def _backend_fits_device(self) -> EvalSection:
+        if self.backend == "llamacpp" and self.device != "cpu":
+            raise ValueError(
+                f"backend: 'llamacpp' decodes on the CPU; with device {self.device!r} use "
+                "backend 'hf' (or --backend hf)"
+            )
+        return self
+
 
 class ExperimentConfig(_Strict):
     """The whole study: world -> teachers -> score -> annotate -> prime -> SFT -> eval."""

@@ -66,7 +66,14 @@ def _rollout(
                 on_done=lambda _t: advance(),
             )
         )
-    return list(read_jsonl(path, Trajectory))
+    # a file grown under a larger dev_n holds more tasks than this run asks about
+    wanted = {t.id for t in tasks}
+    return [t for t in read_jsonl(path, Trajectory) if t.task_id in wanted]
+
+
+def _task_ids(path: Path) -> set[str] | None:
+    """Task ids of a trajectory file, or None when it does not exist."""
+    return {t.task_id for t in read_jsonl(path, Trajectory)} if path.exists() else None
 
 
 def _check_same_settings(cfg: ExperimentConfig, saved: Path) -> None:
@@ -279,13 +286,14 @@ def run_experiment(
             update={"temperature": cfg.eval.temperature, "max_tokens": cfg.eval.max_tokens}
         ),
     )
+    dev_ids = {t.id for t in dev}
     report: dict[str, Any] = {"name": cfg.name, "selection": cards, "arms": {}}
     scored: dict[str, Path] = {}
     for name, model_dir in models.items():
         with stage(f"eval {name}"):
             raw = out / "eval" / f"{name}.jsonl"
             scored[name] = raw.with_suffix(".labelled.jsonl")
-            if not scored[name].exists():
+            if _task_ids(scored[name]) != dev_ids:  # missing, or written for another dev_n
                 with open_policy(cfg, model_dir) as llm:
                     trajs = _rollout(
                         raw,

@@ -184,6 +184,13 @@ def load_sft_rows(path: str | Path, limit: int | None = None) -> tuple[list[dict
 # --------------------------------------------------------------------------- trainer
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 matrix products natively (AVX512-BF16 or AMX)."""
+    torch = require("torch", "train")
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
 def _sft_config(cfg: SFTRunConfig, assistant_only: bool) -> Any:
     trl = require("trl", "train")
     torch = require("torch", "train")
@@ -192,7 +199,10 @@ def _sft_config(cfg: SFTRunConfig, assistant_only: bool) -> Any:
             raise ConfigError(f"trl.{key}: set by searchprime (loss covers only policy tokens)")
     kwargs = {**TRL_DEFAULTS, **cfg.trl}
     if not torch.cuda.is_available() and "bf16" not in cfg.trl:
-        kwargs["bf16"] = False  # TRL defaults to bf16; on CPU it is slower and less exact
+        # TRL defaults to bf16. On a CPU with native bf16 (AVX512-BF16 / AMX) autocast measured
+        # 1.23x the tokens/s of fp32 for SmolLM2 with the same losses; without it bf16 is
+        # emulated and slower.
+        kwargs["bf16"] = cpu_has_native_bf16()
     if not torch.cuda.is_available():
         kwargs.setdefault("dataloader_pin_memory", False)
     if kwargs.get("packing") and kwargs.get("packing_strategy", "bfd") == "wrapped":
