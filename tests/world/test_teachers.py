@@ -98,3 +98,19 @@ def test_teacher_answers_on_the_last_turn(world, search) -> None:
     for traj in asyncio.run(run()):
         assert traj.termination == "answer"
         assert len(traj.turns) <= 3
+
+
+def test_first_thought_states_the_chain_on_multi_hop_tasks(world, mixed_trajectories) -> None:
+    hops = {t.id: t.meta["hops"] for t in world.split("dev")}
+    seen = set()
+    for traj in mixed_trajectories:
+        n = hops[traj.task_id]
+        first = traj.turns[0].action.think or ""
+        plan = re.search(r"This takes (\d) lookups: this one, then the (\w+)", first)
+        if n == 1:
+            assert plan is None, first
+        else:
+            assert plan and int(plan.group(1)) == n, first
+            assert all("lookups" not in (t.action.think or "") for t in traj.turns[1:])
+        seen.add(n)
+    assert seen >= {1, 2, 3}

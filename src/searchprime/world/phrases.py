@@ -44,6 +44,8 @@ START = (
     "I'll start by finding {goal}.",
     "The first step is {goal}.",
 )
+#: appended to the first thought of a multi-hop task
+PLAN = "This takes {n} lookups: this one, then the {rest}."
 NEXT = (
     "Doc {r} says {fact}. Now I need {goal}.",
     "{Fact}, according to Doc {r}. Next: {goal}.",

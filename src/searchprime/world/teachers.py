@@ -170,6 +170,11 @@ class _Run:
         text = self.rng.choice(bank).format(**kw)
         return _cap(text)
 
+    def plan(self) -> str:
+        """'This takes 2 lookups: then the country.' (fixed wording: no draw from the rng)."""
+        rest = ", then the ".join(RELATIONS[f.relation].noun for f in self.chain[1:])
+        return P.PLAN.format(n=len(self.chain), rest=rest)
+
     def goal(self, hop: int, name: str) -> str:
         return self.rng.choice(P.GOAL[self.chain[hop].relation]).format(s=name)
 
@@ -225,6 +230,8 @@ class _Run:
     def first(self) -> _Step:
         self.purpose = "find"
         think = self.pick(P.START, goal=self.goal(0, self.subj_name))
+        if len(self.chain) > 1:  # state the chain, so a small student knows when it is done
+            think = f"{think} {self.plan()}"
         if self.descriptor:  # the obvious query copies the question's details
             name = f"{self.subj_name} {self.descriptor}"
             return self.search(think, self.rel.queries, name, [], "start")
