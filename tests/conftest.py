@@ -11,6 +11,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def sigint_default() -> None:
+    """``preexec_fn`` for children that must die on Ctrl-C: a runner started in the background
+    (``nohup cmd &``) hands its children SIGINT *ignored*, and Python then installs no
+    KeyboardInterrupt handler."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.exists():

@@ -28,6 +28,7 @@ from searchprime.agent.rollout import rollout, run_rollout
 from searchprime.llm.openai_http import OpenAIChat
 from searchprime.records import Trajectory, read_jsonl
 from tests.agent.helpers import http_responder, make_tasks
+from tests.conftest import sigint_default
 from tests.llm.fake_openai import FakeOpenAIServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -189,7 +190,9 @@ def test_ctrl_c_leaves_whole_records_and_rerun_completes(bm25_index, tmp_path: P
     with FakeOpenAIServer(_slow_responder, fail_rate=0.0, tokenize=False) as srv:
         args = [sys.executable, str(script), srv.base_url, str(bm25_index), str(tasks_path),
                 str(out)]  # fmt: skip
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=sigint_default
+        )
         deadline = time.time() + 60
         while time.time() < deadline and not (out.exists() and out.read_bytes().count(b"\n") >= 4):
             time.sleep(0.005)

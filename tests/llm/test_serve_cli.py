@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import sigint_default
+
 CLI = Path(sys.executable).parent / "searchprime"
 
 
@@ -36,6 +38,7 @@ def test_serve_model_cli_serves_and_stops(smollm2_gguf):
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=sigint_default,
     )
     try:
         line = proc.stdout.readline().strip()

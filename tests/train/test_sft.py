@@ -190,3 +190,16 @@ def test_cli_model_and_train(tmp_path, turn_data) -> None:
     assert res.exit_code == 0, res.output
     assert "steps 2" in res.output
     assert (out / "model.safetensors").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU default only")
+def test_cpu_bf16_default_follows_the_cpu_and_stays_on_the_cpu(tmp_path) -> None:
+    from searchprime.train.sft import _sft_config, cpu_has_native_bf16
+
+    args = _sft_config(SFTRunConfig(model="m", data="d", output_dir=str(tmp_path)), True)
+    assert args.bf16 == cpu_has_native_bf16()
+    assert args.use_cpu == args.bf16  # set only where bf16 needs it
+    forced = _sft_config(
+        SFTRunConfig(model="m", data="d", output_dir=str(tmp_path), trl={"bf16": False}), True
+    )
+    assert forced.bf16 is False

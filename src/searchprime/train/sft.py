@@ -203,6 +203,8 @@ def _sft_config(cfg: SFTRunConfig, assistant_only: bool) -> Any:
         # 1.23x the tokens/s of fp32 for SmolLM2 with the same losses; without it bf16 is
         # emulated and slower.
         kwargs["bf16"] = cpu_has_native_bf16()
+    if kwargs.get("bf16") and not torch.cuda.is_available():
+        kwargs.setdefault("use_cpu", True)  # else transformers refuses bf16 without a GPU
     if not torch.cuda.is_available():
         kwargs.setdefault("dataloader_pin_memory", False)
     if kwargs.get("packing") and kwargs.get("packing_strategy", "bfd") == "wrapped":
