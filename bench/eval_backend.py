@@ -20,9 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from searchprime.agent.loop import AgentConfig, default_sampling
 from searchprime.agent.rollout import rollout
-from searchprime.experiment import ExperimentConfig, open_policy
+from searchprime.experiment import ExperimentConfig, eval_agent_config, open_policy
 from searchprime.records import Trajectory, read_jsonl
 from searchprime.search.bm25 import BM25Search
 from searchprime.world import load_world
@@ -58,14 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     world = load_world(args.study / "world")
     search = BM25Search.load(ensure_index(args.study / "world"))
     tasks = world.split("dev")[: args.tasks]
-    agent = AgentConfig(
-        max_turns=base.eval.max_turns,
-        topk=base.eval.topk,
-        prompt=base.eval.prompt,
-        sampling=default_sampling().model_copy(
-            update={"temperature": 0.0, "max_tokens": base.eval.max_tokens}
-        ),
-    )
+    agent = eval_agent_config(base)  # the study's own dev-rollout settings
     model_dir = args.study / "sft" / args.model
     results = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,6 +9,7 @@ from searchprime.experiment.config import (
     WorldSection,
 )
 from searchprime.experiment.runner import (
+    eval_agent_config,
     open_policy,
     report_rows,
     run_experiment,
@@ -23,6 +24,7 @@ __all__ = [
     "SFTSection",
     "TeacherSection",
     "WorldSection",
+    "eval_agent_config",
     "open_policy",
     "report_rows",
     "run_experiment",

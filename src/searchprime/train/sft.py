@@ -198,14 +198,14 @@ def _sft_config(cfg: SFTRunConfig, assistant_only: bool) -> Any:
         if key in cfg.trl:
             raise ConfigError(f"trl.{key}: set by searchprime (loss covers only policy tokens)")
     kwargs = {**TRL_DEFAULTS, **cfg.trl}
-    if not torch.cuda.is_available() and "bf16" not in cfg.trl:
-        # TRL defaults to bf16. On a CPU with native bf16 (AVX512-BF16 / AMX) autocast measured
-        # 1.23x the tokens/s of fp32 for SmolLM2 with the same losses; without it bf16 is
-        # emulated and slower.
-        kwargs["bf16"] = cpu_has_native_bf16()
-    if kwargs.get("bf16") and not torch.cuda.is_available():
-        kwargs.setdefault("use_cpu", True)  # else transformers refuses bf16 without a GPU
     if not torch.cuda.is_available():
+        if "bf16" not in cfg.trl:
+            # TRL defaults to bf16. On a CPU with native bf16 (AVX512-BF16 / AMX) autocast
+            # measured 1.23x the tokens/s of fp32 for SmolLM2 with the same losses; without it
+            # bf16 is emulated and slower.
+            kwargs["bf16"] = cpu_has_native_bf16()
+        if kwargs.get("bf16"):
+            kwargs.setdefault("use_cpu", True)  # else transformers refuses bf16 without a GPU
         kwargs.setdefault("dataloader_pin_memory", False)
     if kwargs.get("packing") and kwargs.get("packing_strategy", "bfd") == "wrapped":
         raise ConfigError(

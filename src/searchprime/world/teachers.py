@@ -171,7 +171,7 @@ class _Run:
         return _cap(text)
 
     def plan(self) -> str:
-        """'This takes 2 lookups: then the country.' (fixed wording: no draw from the rng)."""
+        """'This takes 2 lookups: this one, then the country.' (fixed wording, no rng draw)."""
         rest = ", then the ".join(RELATIONS[f.relation].noun for f in self.chain[1:])
         return P.PLAN.format(n=len(self.chain), rest=rest)
 
