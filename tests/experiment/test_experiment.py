@@ -15,7 +15,7 @@ SMOKE = """
 name: smoke
 world: {seed: 1, entities: 300, tasks: 900}
 teachers: {base_pool: 40, prime_pool: 120}
-sft: {model: tiny, base_n: 6, epochs: 1, batch_size: 4, max_length: 4096, trl: {max_steps: 2}}
+sft: {model: tiny, base_n: 6, base_stratify: hops, epochs: 1, batch_size: 4, max_length: 4096, trl: {max_steps: 2}}
 arms: [{name: rand, strategy: random, n: 4}]
 eval: {dev_n: 4, max_turns: 3, max_batch: 4}
 """
@@ -40,6 +40,12 @@ def test_study_runs_and_resumes(tmp_path):
     assert json.loads((out / "report.json").read_text())["arms"].keys() == report["arms"].keys()
     assert all(p.endswith(".png") for p in report["plots"])
     assert [r["model"] for r in report_rows(report)][:2] == ["base", "rand"]
+    # the base keeps pool A's hop mix, and is evaluated before the arm is trained
+    strata = report["selection"]["base"]["strata"]
+    assert sum(v["selected"] for v in strata.values()) == 6 and len(strata) >= 2
+    stages = [line for line in logs if line.startswith("stage ") and line.endswith("...")]
+    assert stages.index("stage eval base ...") < stages.index("stage sft rand ...")
+    assert any(line.startswith("  base on 4 dev tasks: EM ") for line in logs)
 
     # a rerun finds every stage done and trains nothing
     logs.clear()

@@ -31,6 +31,13 @@ def prime(
         False, help="Keep trajectories that never answered (turn/context limit)."
     ),
     no_dedup: bool = typer.Option(False, help="Keep repeats (same task + same actions)."),
+    stratify: str | None = typer.Option(
+        None,
+        help="Task meta field (e.g. hops): keep the pool's mix of its values. Needs --tasks.",
+    ),
+    tasks: list[Path] | None = typer.Option(
+        None, "--tasks", help="Task file(s) the trajectories were rolled out on (--stratify)."
+    ),
     name: str = typer.Option("searchprime", help="Dataset name in LLaMA-Factory's dataset_info."),
     split: str = typer.Option("train", help="verl split name (file <split>.parquet)."),
 ) -> None:
@@ -46,10 +53,20 @@ def prime(
         "correctness": correctness,
         "require_answer": not keep_unanswered,
         "dedup": not no_dedup,
+        "stratify": stratify,
         "behaviors": [b.strip() for b in behaviors.split(",") if b.strip()] if behaviors else None,
     }
     config = load_config(SelectionConfig, None, overrides)
-    card = run_prime(trajectories, config, out_dir, shape=shape, fmt=fmt, name=name, split=split)
+    card = run_prime(
+        trajectories,
+        config,
+        out_dir,
+        shape=shape,
+        fmt=fmt,
+        name=name,
+        split=split,
+        tasks=tasks or None,
+    )
     for line in card.summary_lines():
         out.print(line, highlight=False, markup=False)
     count = card.extra.get("samples", card.extra.get("rows", 0))

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from searchprime.data.export import FORMATS, export_samples
 from searchprime.data.samples import SHAPES, Shape, build_samples
 from searchprime.data.select import SelectionCard, SelectionConfig, select_trajectories
 from searchprime.errors import ConfigError
-from searchprime.records import Trajectory, atomic_write_text, read_jsonl
+from searchprime.records import Task, Trajectory, atomic_write_text, read_jsonl
+from searchprime.tasks import load_tasks
 
 __all__ = ["CARD_FILE", "prime", "read_trajectories"]
 
@@ -36,13 +37,23 @@ def prime(
     fmt: str = "trl",
     name: str = "searchprime",
     split: str = "train",
+    tasks: Mapping[str, Task] | Sequence[str | Path] | None = None,
 ) -> SelectionCard:
-    """Select, shape and export one arm into ``out_dir``; return (and write) its card."""
+    """Select, shape and export one arm into ``out_dir``; return (and write) its card.
+
+    ``tasks`` (id -> task, or task files) is needed only by ``config.stratify``.
+    """
     if shape not in SHAPES:
         raise ConfigError(f"shape: unknown shape {shape!r}; known: {', '.join(SHAPES)}")
     if fmt not in FORMATS:
         raise ConfigError(f"format: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
-    selection = select_trajectories(read_trajectories(paths), config)
+    if config.stratify and tasks is None:
+        raise ConfigError(
+            f"stratify: {config.stratify!r} needs the tasks the trajectories were rolled out on"
+        )
+    if tasks is not None and not isinstance(tasks, Mapping):
+        tasks = {t.id: t for path in tasks for t in load_tasks(path)}
+    selection = select_trajectories(read_trajectories(paths), config, tasks)
     samples = build_samples(selection.trajectories, shape) if fmt != "verl" else []
     facts = export_samples(
         fmt,

@@ -26,14 +26,14 @@ from __future__ import annotations
 import ast
 import importlib
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from searchprime.errors import ConfigError, SearchPrimeError
-from searchprime.records import BEHAVIORS, Trajectory
+from searchprime.records import BEHAVIORS, Task, Trajectory
 from searchprime.records.behavior import BehaviorLabels
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "SelectionError",
     "Strategy",
     "action_signature",
+    "allocate",
     "dedup",
     "get_strategy",
     "is_correct",
@@ -79,6 +80,12 @@ class SelectionConfig(BaseModel):
         default=True, description="Drop trajectories that never answered (turn or context limit)."
     )
     dedup: bool = Field(default=True, description="Drop repeats: same task + same actions.")
+    stratify: str | None = Field(
+        default=None,
+        description="A field of the tasks' meta (e.g. 'hops'): draw n so that the selection "
+        "keeps the usable pool's mix of its values rather than the mix the strategy favours "
+        "(correct runs are mostly the easy tasks). Needs the tasks.",
+    )
 
     @field_validator("behaviors")
     @classmethod
@@ -348,6 +355,9 @@ class SelectionCard(BaseModel):
     mean_turns: float
     mean_searches: float
     keys: list[tuple[str, int]] = Field(description="(task id, attempt) of each selected one.")
+    strata: dict[str, dict[str, int]] | None = Field(
+        default=None, description="With stratify: per value, usable pool and selected counts."
+    )
     extra: dict[str, Any] = Field(default_factory=dict, description="Set by exporters.")
 
     def summary_lines(self) -> list[str]:
@@ -363,6 +373,9 @@ class SelectionCard(BaseModel):
             f"correct {correct}; turns {self.mean_turns:.1f}, searches {self.mean_searches:.1f}",
             f"behaviors: {rates or 'no labels'}",
         ]
+        if self.strata:
+            mix = ", ".join(f"{k}: {v['selected']}/{v['pool']}" for k, v in self.strata.items())
+            lines.append(f"stratified by {self.config.stratify} (selected/pool): {mix}")
         lines += [f"{k}: {v}" for k, v in self.extra.items()]
         return lines
 
@@ -392,8 +405,15 @@ def _check_needs(strat: Strategy, trajs: list[Trajectory]) -> None:
             )
 
 
-def select_trajectories(trajs: Iterable[Trajectory], config: SelectionConfig) -> Selection:
-    """Apply ``config`` to ``trajs``: filter, match, dedup, draw exactly ``config.n``."""
+def select_trajectories(
+    trajs: Iterable[Trajectory],
+    config: SelectionConfig,
+    tasks: Mapping[str, Task] | None = None,
+) -> Selection:
+    """Apply ``config`` to ``trajs``: filter, match, dedup, draw exactly ``config.n``.
+
+    ``tasks`` (id -> task) is needed only by ``config.stratify``.
+    """
     strat, arg = get_strategy(config.strategy)
     pred = strat.build(arg, config)
     every = list(trajs)
@@ -416,13 +436,95 @@ def select_trajectories(trajs: Iterable[Trajectory], config: SelectionConfig) ->
                 "lower n or collect more trajectories"
             )
         order = {id(t): i for i, t in enumerate(unique)}
-        chosen = random.Random(config.seed).sample(unique, config.n)
+        rng = random.Random(config.seed)
+        if config.stratify:
+            chosen = _stratified_draw(usable, unique, config, tasks or {}, rng)
+        else:
+            chosen = rng.sample(unique, config.n)
         chosen.sort(key=lambda t: order[id(t)])
     else:
         chosen = unique
     counts["selected"] = len(chosen)
     card = _card(strat, config, counts, chosen)
+    if config.stratify:
+        card.strata = _strata_counts(usable, chosen, config.stratify, tasks or {})
     return Selection(chosen, card)
+
+
+def _stratum(traj: Trajectory, field: str, tasks: Mapping[str, Task]) -> str:
+    task = tasks.get(traj.task_id)
+    if task is None:
+        raise SelectionError(
+            f"stratify: {field}: task {traj.task_id!r} is not among the tasks given "
+            "(pass the task file the trajectories were rolled out on)"
+        )
+    if field not in task.meta:
+        raise SelectionError(f"stratify: task {traj.task_id!r} has no meta field {field!r}")
+    return str(task.meta[field])
+
+
+def allocate(n: int, shares: Mapping[str, int], available: Mapping[str, int]) -> dict[str, int]:
+    """Split ``n`` over strata in proportion to ``shares``, never above ``available``.
+
+    Water-filling: a stratum whose share exceeds what it has gives everything, and the rest
+    of ``n`` is split over the others in proportion again; then largest-remainder rounding.
+    Returns less than ``n`` in all only if ``available`` sums to less.
+
+    >>> allocate(10, {"1": 37, "2": 43, "3": 20}, {"1": 50, "2": 30, "3": 1})
+    {'1': 4, '2': 5, '3': 1}
+    """
+    quota = dict.fromkeys(available, 0)
+    open_ = sorted(k for k, v in available.items() if v > 0)
+    while open_:
+        rest = n - sum(quota.values())
+        weights = {k: shares.get(k, 0) for k in open_}
+        if not any(weights.values()):
+            weights = dict.fromkeys(open_, 1)
+        total = sum(weights.values())
+        exact = {k: rest * w / total for k, w in weights.items()}
+        short = [k for k in open_ if exact[k] >= available[k]]
+        if not short:
+            give = {k: int(v) for k, v in exact.items()}
+            by_remainder = sorted(open_, key=lambda k: give[k] - exact[k])
+            for k in by_remainder[: rest - sum(give.values())]:
+                give[k] += 1  # exact < available, so rounding up stays within it
+            quota.update(give)
+            break
+        for k in short:
+            quota[k] = available[k]
+        open_ = [k for k in open_ if k not in short]
+    return quota
+
+
+def _stratified_draw(
+    usable: list[Trajectory],
+    unique: list[Trajectory],
+    config: SelectionConfig,
+    tasks: Mapping[str, Task],
+    rng: random.Random,
+) -> list[Trajectory]:
+    field = config.stratify
+    assert field and config.n is not None
+    pool: dict[str, int] = {}
+    for t in usable:
+        key = _stratum(t, field, tasks)
+        pool[key] = pool.get(key, 0) + 1
+    groups: dict[str, list[Trajectory]] = {}
+    for t in unique:
+        groups.setdefault(_stratum(t, field, tasks), []).append(t)
+    quota = allocate(config.n, pool, {k: len(v) for k, v in groups.items()})
+    return [t for k in sorted(groups) for t in rng.sample(groups[k], quota[k])]
+
+
+def _strata_counts(
+    usable: list[Trajectory], chosen: list[Trajectory], field: str, tasks: Mapping[str, Task]
+) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for which, trajs in (("pool", usable), ("selected", chosen)):
+        for t in trajs:
+            row = out.setdefault(_stratum(t, field, tasks), {"pool": 0, "selected": 0})
+            row[which] += 1
+    return dict(sorted(out.items()))
 
 
 def _card(

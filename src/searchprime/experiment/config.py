@@ -45,6 +45,9 @@ class ArmSection(_Strict):
         "single:<behavior> | py:<module:function> | expr:<expression>.",
     )
     n: int = Field(default=160, ge=1, description="Exact number of trajectories selected.")
+    stratify: str | None = Field(
+        default=None, description="Keep pool B's mix of this task meta field (e.g. 'hops')."
+    )
     epochs: float | None = Field(default=None, gt=0, description="Override sft.epochs.")
 
 
@@ -58,6 +61,11 @@ class SFTSection(_Strict):
     )
     base_strategy: str = Field(default="correct", description="Selection of pool A for base.")
     base_n: int = Field(default=160, ge=1, description="Trajectories for the base model.")
+    base_stratify: str | None = Field(
+        default=None,
+        description="Keep pool A's mix of this task meta field (e.g. 'hops'): the 'correct' "
+        "runs of a plain teacher are mostly the 1-hop tasks.",
+    )
     shape: Literal["turn", "trajectory"] = Field(default="turn", description="Sample shape.")
     epochs: float = Field(default=2.0, gt=0)
     learning_rate: float = Field(default=1e-4, gt=0)

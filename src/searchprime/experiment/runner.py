@@ -196,7 +196,7 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run (or resume) the study in ``out_dir``; return the report also written as JSON."""
     from searchprime.agent.loop import AgentConfig
-    from searchprime.data.prime import prime
+    from searchprime.data.prime import CARD_FILE, prime
     from searchprime.data.select import SelectionConfig
     from searchprime.search.bm25 import BM25Search
     from searchprime.world import Teacher, WorldConfig, build_world, load_world
@@ -269,34 +269,36 @@ def run_experiment(
     cards: dict[str, Any] = {}
     data_dirs: dict[str, Path] = {}
     with stage("prime"):
-        selections = [("base", labelled["base"], cfg.sft.base_strategy, cfg.sft.base_n)]
-        selections += [(a.name, labelled["prime"], a.strategy, a.n) for a in cfg.arms]
-        for name, source, strategy, n in selections:
+        s = cfg.sft
+        selections = [("base", labelled["base"], s.base_strategy, s.base_n, s.base_stratify)]
+        selections += [(a.name, labelled["prime"], a.strategy, a.n, a.stratify) for a in cfg.arms]
+        tasks_by_id = {t.id: t for t in train}
+        for name, source, strategy, n, stratify in selections:
             data_dirs[name] = out / "data" / name
-            card_file = data_dirs[name] / "selection_card.json"
+            card_file = data_dirs[name] / CARD_FILE
             if card_file.exists():
                 cards[name] = json.loads(card_file.read_text())
                 continue
             card = prime(
                 [source],
-                SelectionConfig(strategy=strategy, n=n, seed=cfg.seed),
+                SelectionConfig(strategy=strategy, n=n, seed=cfg.seed, stratify=stratify),
                 data_dirs[name],
                 shape=cfg.sft.shape,
+                tasks=tasks_by_id,
             )
             cards[name] = json.loads(card.model_dump_json())
             for line in card.summary_lines():
                 log("  " + line)
 
     # -- models ----------------------------------------------------------------------------
-    models = _train_models(cfg, out, data_dirs, stage, log)
-
     # -- evaluation on dev -----------------------------------------------------------------
     dev = world.split("dev")[: cfg.eval.dev_n]
     eval_agent = eval_agent_config(cfg)
     dev_ids = {t.id for t in dev}
     report: dict[str, Any] = {"name": cfg.name, "selection": cards, "arms": {}}
     scored: dict[str, Path] = {}
-    for name, model_dir in models.items():
+    # each model is evaluated as soon as it is trained: the base's figures come first
+    for name, model_dir in _train_models(cfg, out, data_dirs, stage, log):
         with stage(f"eval {name}"):
             raw = out / "eval" / f"{name}.jsonl"
             scored[name] = raw.with_suffix(".labelled.jsonl")
@@ -313,7 +315,12 @@ def run_experiment(
                         f"rollout {name} on dev",
                     )
                 write_jsonl(scored[name], score_and_label(trajs, world))
-            report["arms"][name] = summarize(list(read_jsonl(scored[name], Trajectory)), dev, world)
+            row = summarize(list(read_jsonl(scored[name], Trajectory)), dev, world)
+            report["arms"][name] = row
+            log(
+                f"  {name} on {len(dev)} dev tasks: EM {row['em']:.3f}, "
+                f"valid turns {row['valid_turns']:.1%}, {row['searches']:.2f} searches/task"
+            )
     for pool, (preset, tasks) in pools.items():
         trajs = list(read_jsonl(labelled[pool], Trajectory))
         report["arms"][f"teacher-{preset}"] = summarize(trajs, tasks, world)
@@ -395,8 +402,11 @@ def _train_models(
     data_dirs: dict[str, Path],
     stage: Callable[[str], AbstractContextManager[None]],
     log: Log,
-) -> dict[str, Path]:
-    """SFT the base model from the start checkpoint, then every arm from the base."""
+) -> Iterator[tuple[str, Path]]:
+    """SFT the base model from the start checkpoint, then every arm from the base.
+
+    Yields ``(name, checkpoint)`` as each is ready (trained now or earlier).
+    """
     from searchprime.train.models import init_tiny, prepare_smollm2
     from searchprime.train.sft import SFTRunConfig, run_sft
 
@@ -420,7 +430,7 @@ def _train_models(
         **({"use_cpu": True} if cfg.eval.device == "cpu" else {}),
         **cfg.sft.trl,
     }
-    models: dict[str, Path] = {}
+    base: Path | None = None
     epochs = {a.name: a.epochs for a in cfg.arms if a.epochs is not None}
     order = [("base", start)] + [(a.name, None) for a in cfg.arms]
     for name, init in order:
@@ -431,7 +441,7 @@ def _train_models(
             if not (dest / "searchprime_sft.json").exists():
                 summary = run_sft(
                     SFTRunConfig(
-                        model=str(init or models["base"]),
+                        model=str(init or base),
                         data=str(data_dirs[name]),
                         output_dir=str(dest),
                         resume=any(dest.glob("checkpoint-*")),
@@ -442,5 +452,5 @@ def _train_models(
                     f"  {name}: {summary.samples} samples, {summary.steps} steps, loss "
                     f"{summary.first_loss} -> {summary.last_loss}, {summary.tokens_per_s:.0f} tok/s"
                 )
-        models[name] = dest
-    return models
+        base = base or dest
+        yield name, dest

@@ -44,27 +44,31 @@ START = (
     "I'll start by finding {goal}.",
     "The first step is {goal}.",
 )
-#: appended to the first thought of a multi-hop task
+#: appended to the first thought: how many lookups the question chains
 PLAN = "This takes {n} lookups: this one, then the {rest}."
+PLAN_ONE = "This takes 1 lookup."
+#: stands between the fact read and the decision in every thought that takes a hop's value,
+#: so whether to answer or search on follows a count the student copies from its own plan
+PROGRESS = "Lookup {k} of {n} done."
 NEXT = (
-    "Doc {r} says {fact}. Now I need {goal}.",
-    "{Fact}, according to Doc {r}. Next: {goal}.",
-    "From Doc {r}, {fact}. The next step is {goal}.",
-    "Doc {r}: {fact}. So now I look up {goal}.",
+    "Doc {r} says {fact}. {progress} Now I need {goal}.",
+    "{Fact}, according to Doc {r}. {progress} Next: {goal}.",
+    "From Doc {r}, {fact}. {progress} The next step is {goal}.",
+    "Doc {r}: {fact}. {progress} So now I look up {goal}.",
 )
 ANSWER = (
-    "Doc {r} says {fact}. So the answer is {v}.",
-    "{Fact} (Doc {r}), so the answer is {v}.",
-    "According to Doc {r}, {fact}. That answers the question.",
-    "Doc {r} states that {fact}. The answer is {v}.",
+    "Doc {r} says {fact}. {progress} So the answer is {v}.",
+    "{Fact} (Doc {r}). {progress} So the answer is {v}.",
+    "According to Doc {r}, {fact}. {progress} That answers the question.",
+    "Doc {r} states that {fact}. {progress} The answer is {v}.",
 )
 FALLBACK_NEXT = (
-    "Doc {r} gives the {noun} as {v}. Now I need {goal}.",
-    "Doc {r} lists {v} as the {noun}. Next: {goal}.",
+    "Doc {r} gives the {noun} as {v}. {progress} Now I need {goal}.",
+    "Doc {r} lists {v} as the {noun}. {progress} Next: {goal}.",
 )
 FALLBACK_ANSWER = (
-    "Doc {r} gives the {noun} as {v}. So the answer is {v}.",
-    "Doc {r} lists {v} as the {noun}, so I'll answer {v}.",
+    "Doc {r} gives the {noun} as {v}. {progress} So the answer is {v}.",
+    "Doc {r} lists {v} as the {noun}. {progress} I'll answer {v}.",
 )
 GUESS = (
     "The results do not state the {noun}. My best guess is {v}.",

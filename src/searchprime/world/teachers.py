@@ -172,8 +172,14 @@ class _Run:
 
     def plan(self) -> str:
         """'This takes 2 lookups: this one, then the country.' (fixed wording, no rng draw)."""
+        if len(self.chain) == 1:
+            return P.PLAN_ONE
         rest = ", then the ".join(RELATIONS[f.relation].noun for f in self.chain[1:])
         return P.PLAN.format(n=len(self.chain), rest=rest)
+
+    def progress(self) -> str:
+        """'Lookup 1 of 2 done.' (fixed wording, no rng draw)."""
+        return P.PROGRESS.format(k=self.hop + 1, n=len(self.chain))
 
     def goal(self, hop: int, name: str) -> str:
         return self.rng.choice(P.GOAL[self.chain[hop].relation]).format(s=name)
@@ -230,8 +236,7 @@ class _Run:
     def first(self) -> _Step:
         self.purpose = "find"
         think = self.pick(P.START, goal=self.goal(0, self.subj_name))
-        if len(self.chain) > 1:  # state the chain, so a small student knows when it is done
-            think = f"{think} {self.plan()}"
+        think = f"{think} {self.plan()}"  # state the chain, so a small student knows when to stop
         if self.descriptor:  # the obvious query copies the question's details
             name = f"{self.subj_name} {self.descriptor}"
             return self.search(think, self.rel.queries, name, [], "start")
@@ -439,13 +444,17 @@ class _Run:
         v = self.w.name(c.value)
         self.best_guess = v
         fact = self.fact_text(rel, self.w.name(c.subj), v)
+        done = self.progress()
+        noun = RELATIONS[rel].noun
         if self.final:
             if think:
-                think = f"{think} {self.pick(P.ANSWER_SHORT, v=v)}"
+                think = f"{think} {done} {self.pick(P.ANSWER_SHORT, v=v)}"
             elif fallback:
-                think = self.pick(P.FALLBACK_ANSWER, r=c.rank, noun=RELATIONS[rel].noun, v=v)
+                think = self.pick(P.FALLBACK_ANSWER, r=c.rank, noun=noun, v=v, progress=done)
             else:
-                think = self.pick(P.ANSWER, r=c.rank, fact=fact, Fact=_cap(fact), v=v)
+                think = self.pick(
+                    P.ANSWER, r=c.rank, fact=fact, Fact=_cap(fact), v=v, progress=done
+                )
             return _Step(think, "answer", v, beh, move)
         self.hop += 1
         self.subj, self.subj_name = c.value, v
@@ -453,11 +462,13 @@ class _Run:
         self.adapts = 0
         goal = self.goal(self.hop, v)
         if think:
-            think = f"{think} {self.pick(P.NEXT_SHORT, g=goal)}"
+            think = f"{think} {done} {self.pick(P.NEXT_SHORT, g=goal)}"
         elif fallback:
-            think = self.pick(P.FALLBACK_NEXT, r=c.rank, noun=RELATIONS[rel].noun, v=v, goal=goal)
+            think = self.pick(P.FALLBACK_NEXT, r=c.rank, noun=noun, v=v, goal=goal, progress=done)
         else:
-            think = self.pick(P.NEXT, r=c.rank, fact=fact, Fact=_cap(fact), goal=goal)
+            think = self.pick(
+                P.NEXT, r=c.rank, fact=fact, Fact=_cap(fact), goal=goal, progress=done
+            )
         return self.search(think, self.rel.queries, v, beh, move)
 
 
