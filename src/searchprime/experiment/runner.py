@@ -290,14 +290,12 @@ def run_experiment(
             for line in card.summary_lines():
                 log("  " + line)
 
-    # -- models ----------------------------------------------------------------------------
-    # -- evaluation on dev -----------------------------------------------------------------
+    # -- models, each evaluated on dev as soon as it is trained ----------------------------
     dev = world.split("dev")[: cfg.eval.dev_n]
     eval_agent = eval_agent_config(cfg)
     dev_ids = {t.id for t in dev}
     report: dict[str, Any] = {"name": cfg.name, "selection": cards, "arms": {}}
     scored: dict[str, Path] = {}
-    # each model is evaluated as soon as it is trained: the base's figures come first
     for name, model_dir in _train_models(cfg, out, data_dirs, stage, log):
         with stage(f"eval {name}"):
             raw = out / "eval" / f"{name}.jsonl"
