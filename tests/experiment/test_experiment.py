@@ -15,7 +15,8 @@ SMOKE = """
 name: smoke
 world: {seed: 1, entities: 300, tasks: 900}
 teachers: {base_pool: 40, prime_pool: 120}
-sft: {model: tiny, base_n: 6, base_stratify: hops, epochs: 1, batch_size: 4, max_length: 4096, trl: {max_steps: 2}}
+sft: {model: tiny, base_n: 6, base_stratify: hops, epochs: 1, batch_size: 4, max_length: 4096,
+      trl: {max_steps: 2}}
 arms: [{name: rand, strategy: random, n: 4}]
 eval: {dev_n: 4, max_turns: 3, max_batch: 4}
 """
