@@ -47,10 +47,6 @@ def prime(
         raise ConfigError(f"shape: unknown shape {shape!r}; known: {', '.join(SHAPES)}")
     if fmt not in FORMATS:
         raise ConfigError(f"format: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
-    if config.stratify and tasks is None:
-        raise ConfigError(
-            f"stratify: {config.stratify!r} needs the tasks the trajectories were rolled out on"
-        )
     if tasks is not None and not isinstance(tasks, Mapping):
         tasks = {t.id: t for path in tasks for t in load_tasks(path)}
     selection = select_trajectories(read_trajectories(paths), config, tasks)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 import importlib
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -423,6 +424,14 @@ def select_trajectories(
         if t.termination != "error" and (t.termination == "answer" or not config.require_answer)
     ]
     _check_needs(strat, usable)
+    stratum: dict[str, str] | None = None  # task id -> value of the stratify field
+    if config.stratify:
+        if tasks is None:
+            raise ConfigError(
+                f"stratify: {config.stratify!r} needs the tasks the trajectories were rolled out on"
+            )
+        stratum = {t.task_id: _stratum(t, config.stratify, tasks) for t in usable}
+        pool = Counter(stratum[t.task_id] for t in usable)
     matched = [t for t in usable if pred(t)]
     unique = dedup(matched) if config.dedup else matched
     counts = {"read": len(every), "usable": len(usable), "matched": len(matched)}
@@ -437,8 +446,8 @@ def select_trajectories(
             )
         order = {id(t): i for i, t in enumerate(unique)}
         rng = random.Random(config.seed)
-        if config.stratify:
-            chosen = _stratified_draw(usable, unique, config, tasks or {}, rng)
+        if stratum is not None:
+            chosen = _stratified_draw(unique, config.n, stratum, pool, rng)
         else:
             chosen = rng.sample(unique, config.n)
         chosen.sort(key=lambda t: order[id(t)])
@@ -446,8 +455,9 @@ def select_trajectories(
         chosen = unique
     counts["selected"] = len(chosen)
     card = _card(strat, config, counts, chosen)
-    if config.stratify:
-        card.strata = _strata_counts(usable, chosen, config.stratify, tasks or {})
+    if stratum is not None:
+        picked = Counter(stratum[t.task_id] for t in chosen)
+        card.strata = {k: {"pool": pool[k], "selected": picked[k]} for k in sorted(pool)}
     return Selection(chosen, card)
 
 
@@ -497,34 +507,17 @@ def allocate(n: int, shares: Mapping[str, int], available: Mapping[str, int]) ->
 
 
 def _stratified_draw(
-    usable: list[Trajectory],
     unique: list[Trajectory],
-    config: SelectionConfig,
-    tasks: Mapping[str, Task],
+    n: int,
+    stratum: Mapping[str, str],
+    pool: Mapping[str, int],
     rng: random.Random,
 ) -> list[Trajectory]:
-    field = config.stratify
-    assert field and config.n is not None
-    pool: dict[str, int] = {}
-    for t in usable:
-        key = _stratum(t, field, tasks)
-        pool[key] = pool.get(key, 0) + 1
     groups: dict[str, list[Trajectory]] = {}
     for t in unique:
-        groups.setdefault(_stratum(t, field, tasks), []).append(t)
-    quota = allocate(config.n, pool, {k: len(v) for k, v in groups.items()})
+        groups.setdefault(stratum[t.task_id], []).append(t)
+    quota = allocate(n, pool, {k: len(v) for k, v in groups.items()})
     return [t for k in sorted(groups) for t in rng.sample(groups[k], quota[k])]
-
-
-def _strata_counts(
-    usable: list[Trajectory], chosen: list[Trajectory], field: str, tasks: Mapping[str, Task]
-) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for which, trajs in (("pool", usable), ("selected", chosen)):
-        for t in trajs:
-            row = out.setdefault(_stratum(t, field, tasks), {"pool": 0, "selected": 0})
-            row[which] += 1
-    return dict(sorted(out.items()))
 
 
 def _card(
