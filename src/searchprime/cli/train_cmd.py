@@ -1,4 +1,4 @@
-"""``searchprime train sft``: fine-tune a model on primed samples (TRL SFTTrainer)."""
+"""``searchprime train sft`` (TRL SFTTrainer) and ``train rl`` (GRPO with search in the loop)."""
 
 from __future__ import annotations
 
@@ -73,6 +73,85 @@ def sft(
         f"SFT {'LoRA' if s.lora else 'full'}: {s.steps} steps, train loss {s.train_loss:.4f}, "
         f"{s.tokens_per_s:.0f} tokens/s{resumed} -> {s.output_dir}"
     )
+
+
+@train_app.command("rl")
+def rl(
+    model: str | None = typer.Option(None, "--model", help="HF folder of the policy to train."),
+    tasks: str | None = typer.Option(None, "--tasks", help="Training tasks file."),
+    index: Path | None = typer.Option(None, "--index", help="BM25 index folder (search.path)."),
+    output_dir: Path | None = typer.Option(None, "--out", help="Output folder."),
+    config: Path | None = typer.Option(None, "--config", help="YAML of RLRunConfig fields."),
+    world: Path | None = typer.Option(None, "--world", help="Sandbox world: behavior labels."),
+    sampler: str | None = typer.Option(None, "--sampler", help="hf | llamacpp | vllm."),
+    reward: list[str] | None = typer.Option(
+        None, "--reward", help="NAME[=WEIGHT], repeatable (em, f1, judge, format, behavior)."
+    ),
+    max_steps: int | None = typer.Option(None, help="trl.max_steps."),
+    num_generations: int | None = typer.Option(None, "--group", help="trl.num_generations (G)."),
+    batch_size: int | None = typer.Option(
+        None, help="trl.per_device_train_batch_size (episodes per step, a multiple of G)."
+    ),
+    lr: float | None = typer.Option(None, "--lr", help="trl.learning_rate."),
+    beta: float | None = typer.Option(None, help="trl.beta (KL coefficient; 0 = no reference)."),
+    temperature: float | None = typer.Option(None, help="trl.temperature (sampler and trainer)."),
+    max_turns: int | None = typer.Option(None, help="episode.max_turns."),
+    save_steps: int | None = typer.Option(None, help="trl.save_steps (checkpoint interval)."),
+    seed: int | None = typer.Option(None, help="trl.seed."),
+    limit: int | None = typer.Option(None, help="Use only the first N tasks."),
+    resume: bool = typer.Option(False, "--resume", help="Resume from the last checkpoint in OUT."),
+) -> None:
+    """GRPO with search in the loop: episodes run the agent loop; only sampled tokens train."""
+    from searchprime.config import load_config
+    from searchprime.rl.config import RLRunConfig
+    from searchprime.rl.grpo import run_rl
+
+    overrides: dict = {
+        "model": model,
+        "tasks": tasks,
+        "output_dir": str(output_dir) if output_dir else None,
+        "world": str(world) if world else None,
+        "sampler.kind": sampler,
+        "limit": limit,
+        "resume": True if resume else None,
+        "episode.max_turns": max_turns,
+        "trl.max_steps": max_steps,
+        "trl.num_generations": num_generations,
+        "trl.per_device_train_batch_size": batch_size,
+        "trl.learning_rate": lr,
+        "trl.beta": beta,
+        "trl.temperature": temperature,
+        "trl.save_steps": save_steps,
+        "trl.seed": seed,
+    }
+    if index is not None:
+        overrides["search"] = {"kind": "bm25", "path": str(index)}
+    if reward:
+        overrides["rewards"] = _parse_rewards(reward)
+    cfg = load_config(RLRunConfig, config, overrides)
+    s = run_rl(cfg, log=lambda m: out.print(m, highlight=False))
+    if s.reward_first is not None:
+        out.print(
+            f"reward {s.reward_first:.3f} -> {s.reward_last:.3f} (first/last 3 steps), EM "
+            f"{s.em_first:.3f} -> {s.em_last:.3f}; zero-variance groups {s.zero_std_groups:.0%}; "
+            f"{s.episodes} episodes in {s.runtime_s:.0f}s",
+            highlight=False,
+        )
+    resumed = f", resumed from {s.resumed_from}" if s.resumed_from else ""
+    summary(f"GRPO: {s.steps} steps with sampler {s.sampler}{resumed} -> {s.output_dir}")
+
+
+def _parse_rewards(items: list[str]) -> dict[str, float]:
+    from searchprime.errors import ConfigError
+
+    weights: dict[str, float] = {}
+    for item in items:
+        name, _, weight = item.partition("=")
+        try:
+            weights[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise ConfigError(f"--reward {item!r}: the weight must be a number") from None
+    return weights
 
 
 def register(app: typer.Typer) -> None:

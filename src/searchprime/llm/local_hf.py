@@ -53,6 +53,9 @@ class _Request:
     params: SamplingParams
     future: asyncio.Future
     enqueued: float = field(default_factory=time.perf_counter)
+    #: A prompt given as token ids (RL samplers): used as is, and the result carries the
+    #: sampled ids and logprobs at the sampling temperature.
+    prompt_ids: list[int] | None = None
 
 
 @dataclass
@@ -65,6 +68,11 @@ class _Row:
     params: SamplingParams
     generator: torch.Generator | None
     tokens: list[int] = field(default_factory=list)
+    #: every sampled id, the end-of-turn token included (``tokens`` stops before it)
+    sampled: list[int] = field(default_factory=list)
+    #: log-probabilities at the sampling temperature (what an RL trainer computes) instead of
+    #: the raw ones
+    tempered: bool = False
     generated: int = 0
     logprobs: list[float] = field(default_factory=list)
     text: str = ""
@@ -110,9 +118,6 @@ class LocalHF:
             raise ConfigError(f"{source}: model folder not found")
         self.path = source
         self.gguf_file = gguf
-        self.device = device
-        self.max_batch = max_batch
-        self.batch_wait_s = batch_wait_s
         self.dtype = dtype or ("float32" if device == "cpu" else "bfloat16")
         self.tokenizer = load_tokenizer(source, gguf)
         try:
@@ -121,10 +126,36 @@ class LocalHF:
             )
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{source}: cannot load the model: {exc}") from exc
-        self.model = model.to(device).eval()
+        self._setup(model.to(device).eval(), device, max_batch, batch_wait_s)
+        self.name = f"local:{gguf or Path(source).name}"
+
+    @classmethod
+    def from_model(
+        cls, model: Any, tokenizer: Any, *, max_batch: int = 16, batch_wait_s: float = 0.005
+    ) -> LocalHF:
+        """Decode with an already loaded model (e.g. the one an RL trainer is updating).
+
+        The model is shared, not copied: every request sees its current weights.
+        """
+        self = cls.__new__(cls)
+        self.threads = None
+        self.path = str(getattr(model.config, "name_or_path", "") or "in-memory")
+        self.gguf_file = None
+        self.tokenizer = tokenizer
+        device = str(next(model.parameters()).device)
+        self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        self._setup(model, device, max_batch, batch_wait_s)
+        self.name = f"local:{Path(self.path).name}"
+        return self
+
+    def _setup(self, model: Any, device: str, max_batch: int, batch_wait_s: float) -> None:
+        self.model = model
+        self.device = device
+        self.max_batch = max_batch
+        self.batch_wait_s = batch_wait_s
         self.max_context = int(getattr(model.config, "max_position_embeddings", 0) or 1 << 20)
         eos = model.generation_config.eos_token_id
-        eos_ids = eos if isinstance(eos, list) else [eos]
+        eos_ids = list(eos) if isinstance(eos, list) else [eos]
         if self.tokenizer.eos_token_id is not None:
             eos_ids.append(self.tokenizer.eos_token_id)
         self.eos_ids = {int(i) for i in eos_ids if i is not None}
@@ -133,7 +164,6 @@ class LocalHF:
         forward_args = inspect.signature(self.model.forward).parameters
         self._cache_arg = "cache" if "cache" in forward_args else "past_key_values"
         self._logits_to_keep = "logits_to_keep" in forward_args
-        self.name = f"local:{gguf or Path(source).name}"
         self._rng = random.Random()
         self._queue: asyncio.Queue[_Request] | None = None
         self._worker: asyncio.Task | None = None
@@ -151,6 +181,25 @@ class LocalHF:
             self._loop = loop
             self._worker = loop.create_task(self._batcher(self._queue))
         request = _Request(chat_dicts(messages), params, loop.create_future())
+        assert self._queue is not None
+        self.stats["requests"] += 1
+        await self._queue.put(request)
+        completion: Completion = await request.future
+        completion.latency_s = time.perf_counter() - request.enqueued
+        return completion
+
+    async def complete_ids(self, prompt_ids: list[int], params: SamplingParams) -> Completion:
+        """Continue a prompt given as token ids (batched with everything else pending).
+
+        ``Completion.meta["ids"]`` holds every sampled id (the end-of-turn token included) and
+        ``logprobs`` their log-probabilities at ``params.temperature`` (not the raw ones).
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._worker is None or self._worker.done():
+            self._queue = asyncio.Queue()
+            self._loop = loop
+            self._worker = loop.create_task(self._batcher(self._queue))
+        request = _Request([], params, loop.create_future(), prompt_ids=list(prompt_ids))
         assert self._queue is not None
         self.stats["requests"] += 1
         await self._queue.put(request)
@@ -255,6 +304,7 @@ class LocalHF:
     def _finish_row(self, row: _Row, token: int) -> None:
         """Update ``row`` after sampling ``token``; set ``finish`` when it is done."""
         row.generated += 1
+        row.sampled.append(token)
         if token in self.eos_ids:
             row.finish = "stop"
             row.text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
@@ -278,7 +328,8 @@ class LocalHF:
         rows: list[_Row] = []
         prompts: list[list[int]] = []
         for i, request in enumerate(batch):
-            ids = self._encode(request.messages)
+            by_ids = request.prompt_ids is not None
+            ids = request.prompt_ids if by_ids else self._encode(request.messages)
             room = self.max_context - len(ids)
             if room < 1:
                 results[i] = LLMError(
@@ -287,7 +338,9 @@ class LocalHF:
                 )
                 continue
             max_new = min(request.params.max_tokens, room)
-            rows.append(_Row(i, len(ids), max_new, request.params, self._generator(request.params)))
+            row = _Row(i, len(ids), max_new, request.params, self._generator(request.params))
+            row.tempered = by_ids
+            rows.append(row)
             prompts.append(ids)
         if rows:
             self._decode(rows, prompts)
@@ -297,7 +350,8 @@ class LocalHF:
                 finish_reason=row.finish or "length",
                 prompt_tokens=row.prompt_len,
                 completion_tokens=row.generated,
-                logprobs=row.logprobs if row.params.logprobs else None,
+                logprobs=row.logprobs if row.params.logprobs or row.tempered else None,
+                meta={"ids": row.sampled} if row.tempered else {},
             )
         return results  # type: ignore[return-value]
 
@@ -340,7 +394,10 @@ class LocalHF:
                     next_ids.append(self.pad_id)
                     continue
                 token = self._sample(logits[b], row)
-                if logps is not None and row.params.logprobs:
+                if row.tempered:
+                    t = row.params.temperature or 1.0
+                    row.logprobs.append(float(torch.log_softmax(logits[b] / t, dim=-1)[token]))
+                elif logps is not None and row.params.logprobs:
                     row.logprobs.append(float(logps[b, token]))
                 self._finish_row(row, token)
                 next_ids.append(token)

@@ -1,0 +1,168 @@
+"""The RL run's configuration: what to train, on which tasks, with which sampler and rewards.
+
+Only what is ours is declared here; ``trl`` passes any :class:`trl.GRPOConfig` field through
+unchanged (``num_generations``, ``learning_rate``, ``beta``, ``max_steps``, ...), so nothing of
+TRL's is re-declared. :data:`CPU_DEFAULTS` are the TRL values used unless ``trl`` says otherwise:
+sized for a 2-core CPU. ``docs/rl/grpo_paper_gpu.yaml`` is the paper's recipe for GPUs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from searchprime.search.registry import SearchConfig
+
+__all__ = [
+    "CPU_DEFAULTS",
+    "FORCED_TRL",
+    "EpisodeSettings",
+    "PrefilterSettings",
+    "RLRunConfig",
+    "SamplerSettings",
+]
+
+#: TRL fields we set unless the config's ``trl`` block does (2-core CPU sizes).
+CPU_DEFAULTS: dict[str, Any] = {
+    "num_generations": 4,
+    "per_device_train_batch_size": 8,  # 2 tasks x 4 episodes per optimizer step
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 1e-6,
+    "beta": 0.0,
+    "temperature": 1.0,
+    "max_steps": 20,
+    "logging_steps": 1,
+    "save_steps": 5,
+    "save_total_limit": 2,
+    "report_to": "none",
+    "bf16": False,  # fp32 keeps the hf sampler's logprobs equal to the trainer's
+    "dataloader_pin_memory": False,
+}
+#: TRL fields searchprime sets itself (the episodes come from our agent loop).
+FORCED_TRL = ("output_dir", "use_vllm", "top_p", "top_k", "min_p", "max_completion_length")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EpisodeSettings(_Strict):
+    """The agent loop during RL (the same loop as ``rollout``)."""
+
+    max_turns: int = Field(default=6, ge=1, description="Model calls per episode.")
+    topk: int = Field(default=3, ge=1, description="Documents per search.")
+    prompt: Literal["full", "compact"] = Field(default="compact")
+    thinking: Literal["explicit", "internal", "none"] = Field(default="explicit")
+    max_tokens: int = Field(default=160, ge=1, description="Most sampled tokens per turn.")
+    max_length: int = Field(
+        default=4096,
+        ge=64,
+        description="Most prompt + completion tokens of one episode (its trained sequence); "
+        "a turn that would start past it ends the episode (context_limit, reward as scored).",
+    )
+    search_reminder_after: int = Field(default=4, ge=0)
+    turns_left_reminder: int = Field(default=2, ge=0)
+
+
+class SamplerSettings(_Strict):
+    """Who samples the episodes."""
+
+    kind: Literal["hf", "llamacpp", "vllm"] = Field(
+        default="hf",
+        description="'hf': the trainer's model in-process (any model, any device, always in "
+        "sync); 'llamacpp': a llama.cpp server given the new weights after every step "
+        "(Llama-architecture models on CPU); 'vllm': TRL's vLLM server or colocate mode.",
+    )
+    max_batch: int = Field(default=16, ge=1, description="Turns decoded together / slots.")
+    threads: int | None = Field(default=None, ge=1, description="llama.cpp CPU threads.")
+    importance_sampling: bool = Field(
+        default=True,
+        description="Correct the sampler/trainer logprob gap with truncated importance "
+        "weights (llamacpp; TRL does it itself for vllm; hf has no gap).",
+    )
+    is_clip: float = Field(default=3.0, gt=0, description="Cap of the importance weights.")
+
+
+class PrefilterSettings(_Strict):
+    """Keep only training tasks the starting policy sometimes solves (GRPO learns nothing from
+    a group whose rewards are all equal)."""
+
+    samples: int = Field(
+        default=4, ge=2, description="Episodes per task to estimate its pass rate."
+    )
+    low: float = Field(default=0.0, ge=0, lt=1, description="Keep pass rate > low ...")
+    high: float = Field(default=1.0, gt=0, le=1, description="... and < high.")
+    max_tasks: int | None = Field(default=None, ge=1, description="Tasks to sample at most.")
+
+
+class RLRunConfig(_Strict):
+    """One GRPO run with search in the loop."""
+
+    model: str = Field(description="HF folder (or hub id) of the policy to train.")
+    tasks: str = Field(description="Training tasks (any format `rollout` reads).")
+    search: SearchConfig = Field(description="Search backend of the episodes.")
+    output_dir: str = Field(description="Final model, checkpoint-*/, steps.jsonl, episodes/.")
+    world: str | None = Field(
+        default=None,
+        description="A sandbox world folder: labels each episode with the rules annotator "
+        "(behavior rates in the step log; needed by the 'behavior' reward).",
+    )
+    limit: int | None = Field(default=None, ge=1, description="Use the first N tasks.")
+    episode: EpisodeSettings = Field(default_factory=EpisodeSettings)
+    sampler: SamplerSettings = Field(default_factory=SamplerSettings)
+    rewards: dict[str, float] = Field(
+        default_factory=lambda: {"em": 1.0},
+        description="Reward name -> weight: em, f1, judge, format, behavior, py:module:fn.",
+    )
+    judge: dict[str, Any] | None = Field(
+        default=None,
+        description="LLMConfig of the judge model (needed by the 'judge' reward); answers are "
+        "judged once and cached in output_dir/judge.sqlite.",
+    )
+    prefilter: PrefilterSettings | None = Field(default=None)
+    curriculum: str | None = Field(
+        default=None,
+        description="Order tasks by this meta field, ascending (e.g. 'hops'), instead of "
+        "shuffling them.",
+    )
+    concurrency: int = Field(default=16, ge=1, description="Episodes run at once.")
+    resume: bool | str = Field(
+        default=False, description="True: from the last checkpoint in output_dir; or a path."
+    )
+    trl: dict[str, Any] = Field(
+        default_factory=dict, description="Any trl.GRPOConfig field (see CPU_DEFAULTS)."
+    )
+
+    @field_validator("rewards")
+    @classmethod
+    def _known_rewards(cls, v: dict[str, float]) -> dict[str, float]:
+        from searchprime.errors import ConfigError
+        from searchprime.rl.rewards import get_reward
+
+        if not v:
+            raise ValueError("at least one reward is needed")
+        for name in v:
+            try:
+                get_reward(name)
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("rewards: ")) from None
+        return v
+
+    @field_validator("trl")
+    @classmethod
+    def _not_forced(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in FORCED_TRL:
+            if key in v:
+                raise ValueError(f"{key}: set by searchprime (episodes come from its agent loop)")
+        if "reward_weights" in v:
+            raise ValueError("reward_weights: give the weights in `rewards: {name: weight}`")
+        return v
+
+    @model_validator(mode="after")
+    def _judge_configured(self) -> RLRunConfig:
+        if "judge" in self.rewards and self.judge is None:
+            raise ValueError("rewards: 'judge' needs a `judge:` model (an LLMConfig)")
+        if "behavior" in self.rewards and self.world is None:
+            raise ValueError("rewards: 'behavior' needs `world:` (the rules annotator's world)")
+        return self
