@@ -8,49 +8,13 @@ import math
 import pytest
 
 from searchprime.agent.loop import AgentConfig, default_sampling, run_agent
-from searchprime.llm.base import SamplingParams
 from searchprime.llm.tokens import render_chat
 from searchprime.records import Task
 from searchprime.rl.episode import EpisodeLLM
 from searchprime.rl.rewards import get_reward
-from searchprime.rl.sampler import Sampled
 from searchprime.search.bm25 import BM25Search
 
-
-class ScriptedSampler:
-    """Returns scripted texts as *character-by-character* token ids (never how the tokenizer
-    would split them), so a re-tokenized sequence could not pass for the sampled one."""
-
-    name = "scripted"
-
-    def __init__(self, tokenizer, texts: list[str], *, eos: list[bool] | None = None):
-        self.tok = tokenizer
-        self.texts = list(texts)
-        self.eos = eos or [True] * len(texts)
-        self.calls: list[list[int]] = []
-
-    def char_ids(self, text: str) -> list[int]:
-        ids = []
-        for ch in text:
-            ids += self.tok(ch, add_special_tokens=False)["input_ids"]
-        return ids
-
-    async def sample(self, prompt_ids: list[int], params: SamplingParams) -> Sampled:
-        self.calls.append(list(prompt_ids))
-        i = min(len(self.calls) - 1, len(self.texts) - 1)
-        ids = self.char_ids(self.texts[i])
-        if self.eos[i]:
-            ids.append(self.tok.eos_token_id)
-        return Sampled(ids=ids, logprobs=[-0.5] * len(ids))
-
-    def sync_weights(self, model) -> float:
-        return 0.0
-
-    def describe(self) -> dict:
-        return {"kind": "scripted"}
-
-    async def aclose(self) -> None:
-        return None
+from .toy import ScriptedSampler
 
 
 @pytest.fixture(scope="module")

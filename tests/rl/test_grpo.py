@@ -137,7 +137,12 @@ def test_resume_after_kill_restores_step_and_optimizer(toy, toy_policy, tmp_path
     path = tmp_path / "rl.yaml"
     path.write_text(yaml.safe_dump(json.loads(cfg.model_dump_json())))
     cmd = [sys.executable, "-m", "searchprime", "train", "rl", "--config", str(path)]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "TRL_EXPERIMENTAL_SILENCE": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "src"),
+        "TRL_EXPERIMENTAL_SILENCE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
     while time.time() < deadline and not (out / "checkpoint-2" / "optimizer.pt").exists():

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from searchprime.agent import prompts
+from searchprime.llm.base import SamplingParams
 from searchprime.records import SearchHit
 from searchprime.rl.rewards import register_reward
+from searchprime.rl.sampler import Sampled
 from searchprime.search.format import format_hits
 
 SYLL = ["ka", "lo", "mi", "ra", "ten", "vor", "san", "del", "qu", "ix", "bel", "tor", "an"]
@@ -101,3 +103,39 @@ def make_toy(root: Path, *, n: int = 24, seed: int = 0, sft: bool = True) -> Toy
     sft_data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     model = init_tiny(root / "tiny", texts=texts * 4 + default_tiny_texts(100), seed=seed)
     return Toy(root, corpus, index, tasks, model, sft_data)
+
+
+class ScriptedSampler:
+    """Returns scripted texts as *character-by-character* token ids (never how the tokenizer
+    would split them), so a re-tokenized sequence could not pass for the sampled one."""
+
+    name = "scripted"
+
+    def __init__(self, tokenizer, texts: list[str], *, eos: list[bool] | None = None):
+        self.tok = tokenizer
+        self.texts = list(texts)
+        self.eos = eos or [True] * len(texts)
+        self.calls: list[list[int]] = []
+
+    def char_ids(self, text: str) -> list[int]:
+        ids = []
+        for ch in text:
+            ids += self.tok(ch, add_special_tokens=False)["input_ids"]
+        return ids
+
+    async def sample(self, prompt_ids: list[int], params: SamplingParams) -> Sampled:
+        self.calls.append(list(prompt_ids))
+        i = min(len(self.calls) - 1, len(self.texts) - 1)
+        ids = self.char_ids(self.texts[i])
+        if self.eos[i]:
+            ids.append(self.tok.eos_token_id)
+        return Sampled(ids=ids, logprobs=[-0.5] * len(ids))
+
+    def sync_weights(self, model) -> float:
+        return 0.0
+
+    def describe(self) -> dict:
+        return {"kind": "scripted"}
+
+    async def aclose(self) -> None:
+        return None

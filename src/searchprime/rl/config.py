@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from searchprime.llm.registry import LLMConfig
 from searchprime.search.registry import SearchConfig
 
 __all__ = [
@@ -115,7 +116,7 @@ class RLRunConfig(_Strict):
         default_factory=lambda: {"em": 1.0},
         description="Reward name -> weight: em, f1, judge, format, behavior, py:module:fn.",
     )
-    judge: dict[str, Any] | None = Field(
+    judge: LLMConfig | None = Field(
         default=None,
         description="LLMConfig of the judge model (needed by the 'judge' reward); answers are "
         "judged once and cached in output_dir/judge.sqlite.",

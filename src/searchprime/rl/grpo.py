@@ -388,9 +388,9 @@ def _judge(cfg: RLRunConfig) -> Any:
     if cfg.judge is None:
         return None
     from searchprime.eval.judge import LLMJudge
-    from searchprime.llm.registry import LLMConfig, load_llm
+    from searchprime.llm.registry import load_llm
 
-    return LLMJudge(load_llm(LLMConfig(**cfg.judge)), cache=Path(cfg.output_dir) / "judge.sqlite")
+    return LLMJudge(load_llm(cfg.judge), cache=Path(cfg.output_dir) / "judge.sqlite")
 
 
 def agent_config(cfg: RLRunConfig, temperature: float) -> Any:
