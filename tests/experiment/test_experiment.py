@@ -1,4 +1,5 @@
-"""The whole study runs end to end on the tiny fixture model, and a rerun resumes."""
+"""The whole study (RL from the base included) runs end to end on the tiny fixture model, and a
+rerun resumes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from searchprime.config import load_config
 from searchprime.errors import ConfigError
 from searchprime.experiment import ExperimentConfig, report_rows, run_experiment
-from searchprime.records import Trajectory, read_jsonl
+from searchprime.records import Task, Trajectory, read_jsonl
 
 SMOKE = """
 name: smoke
@@ -19,6 +20,8 @@ sft: {model: tiny, base_n: 6, base_stratify: hops, epochs: 1, batch_size: 4, max
       trl: {max_steps: 2}}
 arms: [{name: rand, strategy: random, n: 4}]
 eval: {dev_n: 4, max_turns: 3, max_batch: 4}
+rl: {start_from: [base], tasks: 4, max_steps: 2, num_generations: 2, tasks_per_step: 1,
+     max_tokens: 32}
 """
 
 
@@ -31,7 +34,7 @@ def test_study_runs_and_resumes(tmp_path):
     logs: list[str] = []
     report = run_experiment(cfg, out, log=logs.append)
 
-    assert set(report["arms"]) == {"base", "rand", "teacher-plain", "teacher-all"}
+    assert set(report["arms"]) == {"base", "base+rl", "rand", "teacher-plain", "teacher-all"}
     for name in ("base", "rand"):
         trajs = list(read_jsonl(out / "eval" / f"{name}.labelled.jsonl", Trajectory))
         assert len(trajs) == 4  # every dev task has a trajectory, scored and labelled
@@ -40,7 +43,8 @@ def test_study_runs_and_resumes(tmp_path):
     assert report["arms"]["teacher-plain"]["n"] == 40
     assert json.loads((out / "report.json").read_text())["arms"].keys() == report["arms"].keys()
     assert all(p.endswith(".png") for p in report["plots"])
-    assert [r["model"] for r in report_rows(report)][:2] == ["base", "rand"]
+    rows = report_rows(report)
+    assert [r["model"] for r in rows][:3] == ["base", "base+rl", "rand"]
     # the base keeps pool A's hop mix, and is evaluated before the arm is trained
     strata = report["selection"]["base"]["strata"]
     assert sum(v["selected"] for v in strata.values()) == 6 and len(strata) >= 2
@@ -48,10 +52,32 @@ def test_study_runs_and_resumes(tmp_path):
     assert stages.index("stage eval base ...") < stages.index("stage sft rand ...")
     assert any(line.startswith("  base on 4 dev tasks: EM ") for line in logs)
 
+    # RL from the base on 4 train tasks after both teacher pools, then evaluated like the others
+    rl = report["arms"]["base+rl"]
+    assert rl["n"] == 4 and rl["rl"]["steps"] == 2 and rl["rl"]["runtime_s"] > 0
+    assert set(rl["rl"]) == {"steps", "reward_first", "reward_last", "zero_std_groups", "runtime_s"}
+    assert (out / "rl" / "base" / "steps.jsonl").read_text().count("\n") == 2
+    rl_ids = {t.id for t in read_jsonl(out / "rl" / "tasks.jsonl", Task)}
+    teacher_ids = {
+        t.task_id
+        for f in (out / "teachers").glob("*.labelled.jsonl")
+        for t in read_jsonl(f, Trajectory)
+    }
+    assert len(rl_ids) == 4 and not rl_ids & teacher_ids
+    assert stages.index("stage eval base ...") < stages.index("stage rl base ...")
+    assert stages.index("stage rl base ...") < stages.index("stage eval base+rl ...")
+    assert stages.index("stage eval base+rl ...") < stages.index("stage sft rand ...")
+    by_model = {r["model"]: r for r in rows}
+    assert by_model["base"]["ΔEM"] == "-" and by_model["base+rl"]["ΔEM"][0] in "+-"
+    # the untrained tiny model never answers: the report says so instead of showing it as fine
+    assert "turn limit" in report["arms"]["base"]["degenerate"]
+    assert "WARNING: base looks degenerate: " + report["arms"]["base"]["degenerate"] in logs
+    assert "degenerate" not in report["arms"]["teacher-all"]
+
     # a rerun finds every stage done and trains nothing
     logs.clear()
     again = run_experiment(cfg, out, log=logs.append)
-    assert not any(line.startswith("stage sft") for line in logs)
+    assert not any(line.startswith(("stage sft", "stage rl")) for line in logs)
     assert again["arms"]["base"] == report["arms"]["base"]
 
     # a smaller dev_n reports on its own tasks from the rollouts already made; growing it back
@@ -98,6 +124,8 @@ def test_quickstart_yaml_is_valid():
     with resources.as_file(ref) as path:
         cfg = load_config(ExperimentConfig, path)
     assert cfg.sft.model == "smollm2" and cfg.arms[0].strategy == "behavior"
+    assert cfg.rl is not None and cfg.rl.start_from == ["base", "primed"]
+    assert cfg.rl.sampler == "hf"
 
 
 def test_study_yaml_is_valid_and_llamacpp_on_cuda_is_refused():
@@ -106,6 +134,7 @@ def test_study_yaml_is_valid_and_llamacpp_on_cuda_is_refused():
     study = REPO / "bench" / "study.yaml"
     cfg = load_config(ExperimentConfig, study)
     assert cfg.eval.backend == "llamacpp" and cfg.eval.dev_n == 300
+    assert cfg.rl is not None and cfg.rl.start_from == ["base", "primed"]
     with pytest.raises(ConfigError, match="backend"):
         load_config(ExperimentConfig, study, {"eval.device": "cuda"})
     gpu = load_config(ExperimentConfig, study, {"eval.device": "cuda", "eval.backend": "hf"})

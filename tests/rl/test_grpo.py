@@ -165,6 +165,12 @@ def test_resume_after_kill_restores_step_and_optimizer(toy, toy_policy, tmp_path
     trainer_state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
     assert trainer_state["global_step"] == 6
     assert len(list((out / "episodes").glob("step-*.jsonl"))) == 6
+    # killed after the last checkpoint but before the summary: resuming trains no extra step
+    (out / "searchprime_rl.json").unlink()
+    again = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((out / "searchprime_rl.json").read_text())["steps"] == 6
+    assert [r["step"] for r in read_steps(out)] == [1, 2, 3, 4, 5, 6]
 
 
 @pytest.mark.slow

@@ -14,10 +14,12 @@ QUICKSTART = "quickstart.yaml"
 
 def _run(config_path: Path | None, out_dir: Path, overrides: dict) -> None:
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     from searchprime.config import load_config
     from searchprime.experiment import ExperimentConfig, report_rows, run_experiment
+    from searchprime.experiment.runner import RL_SUFFIX
 
     cfg = load_config(ExperimentConfig, config_path, overrides)
     report = run_experiment(
@@ -34,6 +36,16 @@ def _run(config_path: Path | None, out_dir: Path, overrides: dict) -> None:
     for row in rows:
         table.add_row(*row.values())
     out.print(table)
+    if any(name.endswith(RL_SUFFIX) for name in report["arms"]):
+        out.print("ΔEM: dev EM after RL minus the EM of the model RL started from.")
+    # repeated under the table: the first thing read must not be a broken model shown as fine
+    for name, arm in report["arms"].items():
+        if arm.get("degenerate"):
+            out.print(
+                f"[bold yellow]WARNING:[/bold yellow] {escape(name)} looks degenerate: "
+                + escape(arm["degenerate"]),
+                highlight=False,
+            )
     summary(
         f"study '{cfg.name}' finished in {report['seconds']['total']:.0f}s: "
         f"report {out_dir / 'report.json'}, plots in {out_dir / 'plots'}"

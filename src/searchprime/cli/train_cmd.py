@@ -82,7 +82,9 @@ def rl(
     index: Path | None = typer.Option(None, "--index", help="BM25 index folder (search.path)."),
     output_dir: Path | None = typer.Option(None, "--out", help="Output folder."),
     config: Path | None = typer.Option(None, "--config", help="YAML of RLRunConfig fields."),
-    world: Path | None = typer.Option(None, "--world", help="Sandbox world: behavior labels."),
+    world: Path | None = typer.Option(
+        None, "--world", help="Sandbox world: label episodes (rules annotator)."
+    ),
     sampler: str | None = typer.Option(None, "--sampler", help="hf | llamacpp | vllm."),
     reward: list[str] | None = typer.Option(
         None, "--reward", help="NAME[=WEIGHT], repeatable (em, f1, judge, format, behavior)."
@@ -110,7 +112,6 @@ def rl(
         "model": model,
         "tasks": tasks,
         "output_dir": str(output_dir) if output_dir else None,
-        "world": str(world) if world else None,
         "sampler.kind": sampler,
         "limit": limit,
         "resume": True if resume else None,
@@ -129,7 +130,12 @@ def rl(
     if reward:
         overrides["rewards"] = _parse_rewards(reward)
     cfg = load_config(RLRunConfig, config, overrides)
-    s = run_rl(cfg, log=lambda m: out.print(m, highlight=False))
+    annotator = None
+    if world is not None:
+        from searchprime.behaviors.annotate import RulesAnnotator
+
+        annotator = RulesAnnotator(world)
+    s = run_rl(cfg, annotator=annotator, log=lambda m: out.print(m, highlight=False))
     if s.reward_first is not None:
         out.print(
             f"reward {s.reward_first:.3f} -> {s.reward_last:.3f} (first/last 3 steps), EM "

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
+from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from searchprime.rl.config import PrefilterSettings
 
 
 class _Strict(BaseModel):
@@ -111,8 +115,133 @@ class EvalSection(_Strict):
         return self
 
 
+#: ``trl`` keys that ``rl`` declares itself (one place to set each).
+_RL_OWNED_TRL = {
+    "max_steps": "max_steps",
+    "num_generations": "num_generations",
+    "per_device_train_batch_size": "tasks_per_step",
+    "learning_rate": "learning_rate",
+    "beta": "beta",
+    "temperature": "temperature",
+    "save_steps": "save_steps",
+}
+
+
+@lru_cache(maxsize=1)
+def _grpo_fields() -> frozenset[str]:
+    """Field names of ``trl.GRPOConfig`` (imports trl once: ~9 s on a 2-core CPU)."""
+    import dataclasses
+
+    from searchprime._lazy import require
+
+    return frozenset(f.name for f in dataclasses.fields(require("trl", "train").GRPOConfig))
+
+
+def _rl_run_rule(field: str, value: Any) -> None:
+    """Apply :class:`~searchprime.rl.config.RLRunConfig`'s check of ``field`` to ``value``."""
+    from searchprime.rl.config import RLRunConfig
+
+    try:
+        RLRunConfig(
+            model="-",
+            tasks="-",
+            search={"kind": "bm25", "path": "-"},
+            output_dir="-",
+            **{field: value},
+        )
+    except ValidationError as exc:
+        msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ValueError(msg) from None
+
+
+class RLSection(_Strict):
+    """GRPO with search in the loop, applied to trained models (``searchprime.rl``).
+
+    Defaults are sized for a 2-core CPU: a step is 2 tasks x 4 episodes; with the hf sampler on
+    SmolLM2 a step takes ~35-60 s from a base model (~2 turns per episode) and ~1.5-3 min from a
+    primed one (~6 turns, ~1,400 tokens per episode, trained at ~85-200 tokens/s), so one run of
+    4 steps takes ~2-6 min.
+    """
+
+    start_from: list[str] = Field(
+        default_factory=lambda: ["base"],
+        min_length=1,
+        description="Models to continue with RL: 'base' (RL without priming) and/or arm names; "
+        "each is evaluated on dev as '<name>+rl'.",
+    )
+    tasks: int = Field(
+        default=64,
+        ge=1,
+        description="Train tasks for RL, taken after the two teacher pools (disjoint from both).",
+    )
+    rewards: dict[str, float] = Field(
+        default_factory=lambda: {"em": 1.0},
+        description="Reward name -> weight: em, f1, format, behavior, py:module:fn.",
+    )
+    max_steps: int = Field(default=4, ge=1, description="Optimizer steps.")
+    num_generations: int = Field(default=4, ge=2, description="Episodes per task (GRPO group).")
+    tasks_per_step: int = Field(default=2, ge=1, description="Tasks (groups) per optimizer step.")
+    learning_rate: float = Field(
+        default=2e-6, gt=0, description="As docs/rl/grpo_smollm2_cpu.yaml (SmolLM2)."
+    )
+    beta: float = Field(default=0.0, ge=0, description="KL coefficient (0: no reference model).")
+    temperature: float = Field(default=1.0, gt=0, description="Sampling temperature of episodes.")
+    max_turns: int | None = Field(
+        default=None, ge=1, description="Model calls per episode (None: eval.max_turns)."
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=16, description="Most sampled tokens per turn (None: eval.max_tokens)."
+    )
+    sampler: Literal["hf", "llamacpp"] = Field(
+        default="hf",
+        description="'hf': the trainer's model decodes (any model); 'llamacpp': a llama.cpp "
+        "server given the new weights every step (Llama-architecture models, CPU).",
+    )
+    prefilter: PrefilterSettings | None = Field(
+        default=None, description="Keep only tasks the starting model sometimes solves."
+    )
+    curriculum: str | None = Field(
+        default=None,
+        description="Order tasks by this meta field (e.g. 'hops') instead of shuffling.",
+    )
+    save_steps: int = Field(default=5, ge=1, description="Checkpoint every N steps (resume).")
+    trl: dict[str, Any] = Field(
+        default_factory=dict, description="Further trl.GRPOConfig fields (passed through)."
+    )
+
+    @field_validator("start_from")
+    @classmethod
+    def _unique_names(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("names must be unique")
+        return v
+
+    @field_validator("rewards")
+    @classmethod
+    def _known_rewards(cls, v: dict[str, float]) -> dict[str, float]:
+        if "judge" in v:
+            raise ValueError("'judge' needs a judge model, which the experiment does not run")
+        _rl_run_rule("rewards", v)
+        return v
+
+    @field_validator("trl")
+    @classmethod
+    def _trl_fields(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in v:
+            if key in _RL_OWNED_TRL:
+                raise ValueError(f"{key}: set it as rl.{_RL_OWNED_TRL[key]}")
+        _rl_run_rule("trl", v)
+        known = _grpo_fields() if v else frozenset()
+        for key in v:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(f"{key}: not a trl.GRPOConfig field{hint}")
+        return v
+
+
 class ExperimentConfig(_Strict):
-    """The whole study: world -> teachers -> score -> annotate -> prime -> SFT -> eval."""
+    """The whole study: world -> teachers -> score -> annotate -> prime -> SFT -> eval (-> RL)."""
 
     name: str = Field(default="study", description="A label for the report.")
     seed: int = Field(default=0, description="Seed for selection and training.")
@@ -124,10 +253,21 @@ class ExperimentConfig(_Strict):
         description="SFT arms trained from the base checkpoint.",
     )
     eval: EvalSection = Field(default_factory=EvalSection)
+    rl: RLSection | None = Field(
+        default=None, description="GRPO after SFT for the named models (None: no RL)."
+    )
 
     @model_validator(mode="after")
     def _unique_arms(self) -> ExperimentConfig:
         names = [a.name for a in self.arms]
         if len(set(names)) != len(names) or "base" in names:
             raise ValueError("arms: names must be unique and not 'base'")
+        if self.rl is not None:
+            models = ["base", *names]
+            for name in self.rl.start_from:
+                if name not in models:
+                    raise ValueError(
+                        f"rl.start_from: {name!r} is no model of this study; choose from "
+                        f"{', '.join(models)}"
+                    )
         return self

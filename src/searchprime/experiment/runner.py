@@ -3,11 +3,12 @@
 world -> BM25 index -> scripted teachers on two disjoint train pools -> score + rules
 annotator -> prime (base data from pool A, one selection of pool B per arm) -> SFT the base
 model, then each arm from the base -> roll every model out on dev through the real agent
-loop -> score, annotate, behavior stats and plots -> ``report.json``.
+loop -> (``rl:``) GRPO from the named models on further train tasks, each RL'd model rolled
+out on dev as ``<name>+rl`` -> score, annotate, behavior stats and plots -> ``report.json``.
 
 Every stage writes its files under the output folder and is skipped when they exist;
-rollouts resume record by record and SFT resumes from its last checkpoint, so a killed run
-picks up where it stopped.
+rollouts resume record by record and SFT and RL resume from their last checkpoint, so a killed
+run picks up where it stopped.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from searchprime.errors import ConfigError
 from searchprime.experiment.config import ExperimentConfig
 from searchprime.records import (
     BEHAVIORS,
@@ -33,6 +35,11 @@ from searchprime.records import (
 #: ``progress(description, total)`` -> a context manager yielding ``advance(n=1)``.
 ProgressFactory = Callable[[str, int], AbstractContextManager[Callable[..., None]]]
 Log = Callable[[str], None]
+
+#: The report name of a model after RL: ``base+rl``.
+RL_SUFFIX = "+rl"
+#: What an RL'd model's report row keeps of its run summary.
+RL_REPORT_FIELDS = ("steps", "reward_first", "reward_last", "zero_std_groups", "runtime_s")
 
 
 @contextmanager
@@ -157,6 +164,39 @@ def summarize(trajs: list[Trajectory], tasks: list[Task], world: Any) -> dict[st
     return row
 
 
+def degeneracy(trajs: list[Trajectory], threshold: float = 0.5) -> str | None:
+    """Why a model's trajectories look broken (looping, never answering), or None.
+
+    A search repeats when its query (case and spacing aside) was already issued earlier in the
+    same trajectory; each rate at or above ``threshold`` is a reason.
+    """
+    if not trajs:
+        return None
+    reasons = []
+    searches = repeats = 0
+    for t in trajs:
+        seen: set[str] = set()
+        for turn in t.turns:
+            if turn.action.kind == "search":
+                query = " ".join(turn.action.content.lower().split())
+                searches += 1
+                repeats += query in seen
+                seen.add(query)
+    if searches and repeats / searches >= threshold:
+        reasons.append(
+            f"{repeats / searches:.0%} of its searches repeat a query it already issued on the "
+            "same task"
+        )
+    out_of_turns = sum(t.termination == "max_turns" for t in trajs) / len(trajs)
+    if out_of_turns >= threshold:
+        reasons.append(f"{out_of_turns:.0%} of its tasks end at the turn limit without an answer")
+    turns = [x for t in trajs for x in t.turns]
+    invalid = sum(x.action.kind == "invalid" for x in turns) / (len(turns) or 1)
+    if invalid >= threshold:
+        reasons.append(f"{invalid:.0%} of its turns hold no valid action")
+    return "; ".join(reasons) or None
+
+
 _SHORT = {
     "information_verification": "verify",
     "authority_evaluation": "authority",
@@ -166,13 +206,19 @@ _SHORT = {
 
 
 def report_rows(report: dict[str, Any]) -> list[dict[str, str]]:
-    """The report as table rows: one per model, behavior cells 'overall / where offered'."""
+    """The report as table rows: one per model, behavior cells 'overall / where offered'.
+
+    ``ΔEM`` is an RL'd model's EM minus the EM of the model its RL started from.
+    """
     rows = []
-    for name, r in report["arms"].items():
+    arms = report["arms"]
+    for name, r in arms.items():
+        start = arms.get(name.removesuffix(RL_SUFFIX)) if name.endswith(RL_SUFFIX) else None
         row = {
             "model": name,
             "n": str(r["n"]),
             "EM": f"{r['em']:.3f}",
+            "ΔEM": "-" if start is None else f"{r['em'] - start['em']:+.3f}",
             "F1": f"{r['f1']:.3f}",
             "valid": f"{r['valid_turns']:.3f}",
             "turns": f"{r['turns']:.1f}",
@@ -229,14 +275,13 @@ def run_experiment(
             )
             build_world(wcfg, world_dir)
         world = load_world(world_dir)
-        search = BM25Search.load(ensure_index(world_dir))
+        index_dir = ensure_index(world_dir)
+        search = BM25Search.load(index_dir)
 
     # -- teachers on two disjoint train pools -----------------------------------------------
     tc = cfg.teachers
     train = world.split("train")
     if tc.base_pool + tc.prime_pool > len(train):
-        from searchprime.errors import ConfigError
-
         raise ConfigError(
             f"teachers: base_pool + prime_pool = {tc.base_pool + tc.prime_pool} exceeds the "
             f"{len(train)} train tasks of the world; raise world.tasks or shrink the pools"
@@ -245,6 +290,7 @@ def run_experiment(
         "base": (tc.base_preset, train[: tc.base_pool]),
         "prime": (tc.prime_preset, train[tc.base_pool : tc.base_pool + tc.prime_pool]),
     }
+    rl_tasks = _rl_tasks(cfg, train, out)
     teacher_agent = AgentConfig(max_turns=tc.max_turns, topk=cfg.eval.topk, prompt=cfg.eval.prompt)
     labelled: dict[str, Path] = {}
     with stage("teachers"):
@@ -296,7 +342,8 @@ def run_experiment(
     dev_ids = {t.id for t in dev}
     report: dict[str, Any] = {"name": cfg.name, "selection": cards, "arms": {}}
     scored: dict[str, Path] = {}
-    for name, model_dir in _train_models(cfg, out, data_dirs, stage, log):
+
+    def evaluate(name: str, model_dir: Path) -> dict[str, Any]:
         with stage(f"eval {name}"):
             raw = out / "eval" / f"{name}.jsonl"
             scored[name] = raw.with_suffix(".labelled.jsonl")
@@ -319,6 +366,22 @@ def run_experiment(
                 f"  {name} on {len(dev)} dev tasks: EM {row['em']:.3f}, "
                 f"valid turns {row['valid_turns']:.1%}, {row['searches']:.2f} searches/task"
             )
+        return row
+
+    for name, model_dir in _train_models(cfg, out, data_dirs, stage, log):
+        evaluate(name, model_dir)
+        if cfg.rl is None or name not in cfg.rl.start_from or rl_tasks is None:
+            continue
+        rl_dir, rl_summary = _train_rl(
+            cfg, name, model_dir, out, rl_tasks, world_dir, index_dir, stage, log
+        )
+        row = evaluate(name + RL_SUFFIX, rl_dir)
+        row["rl"] = {k: getattr(rl_summary, k) for k in RL_REPORT_FIELDS}
+        log(
+            f"  {name}{RL_SUFFIX}: EM {report['arms'][name]['em']:.3f} -> {row['em']:.3f} on dev "
+            f"after {rl_summary.steps} RL steps (train reward {_num(rl_summary.reward_first)} -> "
+            f"{_num(rl_summary.reward_last)})"
+        )
     for pool, (preset, tasks) in pools.items():
         trajs = list(read_jsonl(labelled[pool], Trajectory))
         report["arms"][f"teacher-{preset}"] = summarize(trajs, tasks, world)
@@ -330,9 +393,120 @@ def run_experiment(
         atomic_write_text(out / "stats.json", stats.model_dump_json(indent=2) + "\n")
         report["plots"] = [str(p) for p in plot_stats(stats, out / "plots")]
 
+    for name, path in scored.items():
+        reason = degeneracy(list(read_jsonl(path, Trajectory)))
+        if reason is not None:
+            report["arms"][name]["degenerate"] = reason
+            log(f"WARNING: {name} looks degenerate: {reason}")
+
     report["seconds"] = {**seconds, "total": round(time.perf_counter() - t_all, 1)}
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _rl_tasks(cfg: ExperimentConfig, train: list[Task], out: Path) -> Path | None:
+    """Write the RL tasks (the train tasks after both teacher pools) once; None without RL."""
+    if cfg.rl is None:
+        return None
+    first = cfg.teachers.base_pool + cfg.teachers.prime_pool
+    need = first + cfg.rl.tasks
+    if need > len(train):
+        raise ConfigError(
+            f"rl.tasks: {cfg.rl.tasks} RL tasks after the teacher pools ({first} tasks) need "
+            f"{need} train tasks, but the world has {len(train)}; raise world.tasks or lower "
+            "rl.tasks"
+        )
+    path = out / "rl" / "tasks.jsonl"
+    if not path.exists():
+        write_jsonl(path, train[first:need])
+    return path
+
+
+def rl_run_config(
+    cfg: ExperimentConfig,
+    model_dir: Path,
+    dest: Path,
+    *,
+    tasks: Path,
+    index_dir: Path,
+) -> Any:
+    """The :class:`~searchprime.rl.config.RLRunConfig` of one model's RL run (the ``rl`` section).
+
+    The episodes use the dev rollouts' agent settings (prompt, topk), with ``rl.max_turns`` /
+    ``rl.max_tokens`` where given.
+    """
+    from searchprime.rl.config import EpisodeSettings, RLRunConfig, SamplerSettings
+    from searchprime.search.registry import SearchConfig
+
+    rl = cfg.rl
+    if rl is None:
+        raise ConfigError("rl: this study has no rl section")
+    batch = rl.tasks_per_step * rl.num_generations
+    trl = {
+        "max_steps": rl.max_steps,
+        "num_generations": rl.num_generations,
+        "per_device_train_batch_size": batch,
+        "learning_rate": rl.learning_rate,
+        "beta": rl.beta,
+        "temperature": rl.temperature,
+        "save_steps": rl.save_steps,
+        "seed": cfg.seed,
+        **({"use_cpu": True} if cfg.eval.device == "cpu" else {}),
+        **rl.trl,
+    }
+    return RLRunConfig(
+        model=str(model_dir),
+        tasks=str(tasks),
+        search=SearchConfig(kind="bm25", path=str(index_dir), topk=cfg.eval.topk),
+        output_dir=str(dest),
+        episode=EpisodeSettings(
+            max_turns=rl.max_turns or cfg.eval.max_turns,
+            topk=cfg.eval.topk,
+            prompt=cfg.eval.prompt,
+            max_tokens=rl.max_tokens or cfg.eval.max_tokens,
+        ),
+        sampler=SamplerSettings(kind=rl.sampler, max_batch=batch, threads=cfg.eval.threads),
+        rewards=rl.rewards,
+        prefilter=rl.prefilter,
+        curriculum=rl.curriculum,
+        concurrency=batch,
+        resume=any(dest.glob("checkpoint-*")),
+        trl=trl,
+    )
+
+
+def _train_rl(
+    cfg: ExperimentConfig,
+    name: str,
+    model_dir: Path,
+    out: Path,
+    tasks: Path,
+    world_dir: Path,
+    index_dir: Path,
+    stage: Callable[[str], AbstractContextManager[None]],
+    log: Log,
+) -> tuple[Path, Any]:
+    """GRPO from ``model_dir`` into ``out/rl/<name>`` (cached; resumes from checkpoints)."""
+    from searchprime.rl.grpo import SUMMARY_FILE, RLSummary, run_rl
+
+    dest = out / "rl" / name
+    if (dest / SUMMARY_FILE).exists():
+        return dest, RLSummary.model_validate_json((dest / SUMMARY_FILE).read_text())
+    with stage(f"rl {name}"):
+        run_cfg = rl_run_config(cfg, model_dir, dest, tasks=tasks, index_dir=index_dir)
+        from searchprime.behaviors.annotate import RulesAnnotator
+
+        summary = run_rl(run_cfg, annotator=RulesAnnotator(world_dir), log=log)
+        log(
+            f"  {name}: {summary.steps} RL steps, {summary.episodes} episodes, reward "
+            f"{_num(summary.reward_first)} -> {_num(summary.reward_last)}, zero-variance groups "
+            f"{_num(summary.zero_std_groups)}"
+        )
+    return dest, summary
 
 
 @contextmanager

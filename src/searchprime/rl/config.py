@@ -104,11 +104,6 @@ class RLRunConfig(_Strict):
     tasks: str = Field(description="Training tasks (any format `rollout` reads).")
     search: SearchConfig = Field(description="Search backend of the episodes.")
     output_dir: str = Field(description="Final model, checkpoint-*/, steps.jsonl, episodes/.")
-    world: str | None = Field(
-        default=None,
-        description="A sandbox world folder: labels each episode with the rules annotator "
-        "(behavior rates in the step log; needed by the 'behavior' reward).",
-    )
     limit: int | None = Field(default=None, ge=1, description="Use the first N tasks.")
     episode: EpisodeSettings = Field(default_factory=EpisodeSettings)
     sampler: SamplerSettings = Field(default_factory=SamplerSettings)
@@ -164,6 +159,4 @@ class RLRunConfig(_Strict):
     def _judge_configured(self) -> RLRunConfig:
         if "judge" in self.rewards and self.judge is None:
             raise ValueError("rewards: 'judge' needs a `judge:` model (an LLMConfig)")
-        if "behavior" in self.rewards and self.world is None:
-            raise ValueError("rewards: 'behavior' needs `world:` (the rules annotator's world)")
         return self

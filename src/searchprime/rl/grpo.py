@@ -376,14 +376,6 @@ def _make_sampler(cfg: RLRunConfig, model: Any, tokenizer: Any, work: Path) -> A
     )
 
 
-def _annotator(cfg: RLRunConfig) -> Any:
-    if cfg.world is None:
-        return None
-    from searchprime.behaviors.annotate import RulesAnnotator
-
-    return RulesAnnotator(cfg.world)
-
-
 def _judge(cfg: RLRunConfig) -> Any:
     if cfg.judge is None:
         return None
@@ -440,13 +432,21 @@ def build_trainer(
     cfg: RLRunConfig,
     callbacks: list | None = None,
     *,
+    annotator: Any = None,
     log: Callable[[str], None] = lambda _m: None,
 ) -> RLBuilt:
-    """Load the policy, tasks and search backend; build the sampler, runner and trainer."""
+    """Load the policy, tasks and search backend; build the sampler, runner and trainer.
+
+    ``annotator`` (``async annotate(traj) -> BehaviorLabels``, e.g. the behaviors stage's
+    ``RulesAnnotator`` of a sandbox world) labels every episode: behavior rates in the step
+    log, and the labels the ``behavior`` reward reads.
+    """
     transformers = require("transformers", "train")
     datasets = require("datasets", "train")
     from searchprime.search.registry import load_search
 
+    if "behavior" in cfg.rewards and annotator is None:
+        raise ConfigError("rewards: 'behavior' needs an annotator (CLI: --world, a sandbox world)")
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     resume = _resume_path(cfg)
@@ -468,7 +468,7 @@ def build_trainer(
         agent_config(cfg, args.temperature),
         max_length=cfg.episode.max_length,
         concurrency=cfg.concurrency,
-        annotator=_annotator(cfg),
+        annotator=annotator,
         judge=_judge(cfg),
     )
     built = RLBuilt(None, tok, runner, None, search, tasks, resume, None)  # type: ignore[arg-type]
@@ -517,14 +517,25 @@ def run_rl(
     cfg: RLRunConfig,
     callbacks: list | None = None,
     *,
+    annotator: Any = None,
     log: Callable[[str], None] = lambda _m: None,
 ) -> RLSummary:
-    """Train with GRPO; save the final model and ``searchprime_rl.json`` into ``output_dir``."""
+    """Train with GRPO; save the final model and ``searchprime_rl.json`` into ``output_dir``.
+
+    ``annotator``: see :func:`build_trainer`.
+    """
     out = Path(cfg.output_dir)
-    built = build_trainer(cfg, callbacks, log=log)
+    built = build_trainer(cfg, callbacks, annotator=annotator, log=log)
     try:
         start = time.perf_counter()
-        built.trainer.train(resume_from_checkpoint=built.resume)
+        if built.resume and _finished(built.resume, built.trainer.args.max_steps):
+            # killed after its last checkpoint: Trainer would run one more step from there
+            built.trainer._load_from_checkpoint(built.resume)
+            built.trainer.state = type(built.trainer.state).load_from_json(
+                str(Path(built.resume) / "trainer_state.json")
+            )
+        else:
+            built.trainer.train(resume_from_checkpoint=built.resume)
         runtime = time.perf_counter() - start
         built.trainer.save_model(str(out))
         built.tokenizer.save_pretrained(out)
@@ -544,6 +555,15 @@ def run_rl(
     card = {"kind": "rl", "base_model": cfg.model, "tasks": cfg.tasks, "rewards": cfg.rewards}
     atomic_write_text(out / "searchprime_model.json", json.dumps(card, indent=2) + "\n")
     return summary
+
+
+def _finished(checkpoint: str, max_steps: int) -> bool:
+    """Whether ``checkpoint`` was saved at the run's last step."""
+    try:
+        state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return max_steps > 0 and int(state.get("global_step", 0)) >= max_steps
 
 
 def read_steps(path: str | Path) -> list[dict[str, Any]]:
