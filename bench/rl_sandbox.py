@@ -1,0 +1,239 @@
+"""Does RL raise dev EM in the sandbox? GRPO from a study's checkpoint, dev EM before and after.
+
+Takes a finished ``searchprime experiment`` folder (``make run`` leaves ``runs/quickstart``;
+``bench/study.yaml`` leaves the acceptance-size one), trains ``sft/<start>`` with GRPO on train
+tasks the teachers never saw (after both teacher pools), and rolls the model out greedily on the
+same first N dev tasks before and after RL with the study's own eval settings. Reports EM
+before/after, the paired difference with a bootstrap 95% CI over tasks and McNemar's exact test,
+the training curve (reward, EM, zero-variance groups per step) and where the time went.
+
+Every part is cached under ``--out`` (rollouts resume record by record, RL from its last
+checkpoint), so a run cut by the end of a session continues where it stopped:
+
+    .venv/bin/python bench/rl_sandbox.py runs/quickstart --start base --steps 16 --dev 200 \\
+        --json bench/results/rl_sandbox_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import time
+from math import comb
+from pathlib import Path
+
+import numpy as np
+
+from searchprime.agent.rollout import rollout
+from searchprime.behaviors.annotate import RulesAnnotator
+from searchprime.eval.score import score_one
+from searchprime.experiment import ExperimentConfig, eval_agent_config, open_policy
+from searchprime.records import Trajectory, read_jsonl, write_jsonl
+from searchprime.rl.config import EpisodeSettings, RLRunConfig, SamplerSettings
+from searchprime.rl.grpo import SUMMARY_FILE, RLSummary, read_steps, run_rl
+from searchprime.search.bm25 import BM25Search
+from searchprime.search.registry import SearchConfig
+from searchprime.train.sft import cpu_has_native_bf16
+from searchprime.world import load_world
+from searchprime.world.calibrate import ensure_index
+
+
+def dev_em(cfg: ExperimentConfig, model_dir: Path, tasks: list, search, out: Path) -> dict:
+    """Greedy dev rollout with the study's eval settings; EM per task (missing = 0)."""
+    t0 = time.perf_counter()
+    done = {t.task_id for t in read_jsonl(out, Trajectory)} if out.exists() else set()
+    if len(done & {t.id for t in tasks}) < len(tasks):
+        with open_policy(cfg, model_dir) as llm:
+            asyncio.run(
+                rollout(
+                    tasks, llm, search, eval_agent_config(cfg), out, concurrency=cfg.eval.max_batch
+                )
+            )
+    by_id = {t.task_id: t for t in read_jsonl(out, Trajectory)}
+    em = [float(score_one(by_id[t.id], t.answers).em or 0) if t.id in by_id else 0.0 for t in tasks]
+    turns = [len(by_id[t.id].turns) for t in tasks if t.id in by_id]
+    return {
+        "em": em,
+        "mean_em": float(np.mean(em)),
+        "turns": float(np.mean(turns)) if turns else 0.0,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def paired(
+    before: list[float], after: list[float], *, resamples: int = 10000, seed: int = 0
+) -> dict:
+    """Mean paired difference, bootstrap 95% CI over tasks, McNemar's exact two-sided p."""
+    a, b = np.asarray(before), np.asarray(after)
+    diff = b - a
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(diff), size=(resamples, len(diff)))
+    means = diff[idx].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    gained, lost = int(((a == 0) & (b == 1)).sum()), int(((a == 1) & (b == 0)).sum())
+    n = gained + lost
+    tail = sum(comb(n, k) for k in range(0, min(gained, lost) + 1)) / 2**n if n else 1.0
+    return {
+        "delta": float(diff.mean()),
+        "ci95": [float(lo), float(hi)],
+        "gained": gained,
+        "lost": lost,
+        "mcnemar_p": min(1.0, 2 * tail),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("study", type=Path, help="A finished `searchprime experiment` folder.")
+    ap.add_argument("--start", default="base", help="Which sft/<name> checkpoint.")
+    ap.add_argument("--steps", type=int, default=16)
+    ap.add_argument("--dev", type=int, default=200, help="First N dev tasks.")
+    ap.add_argument("--tasks", type=int, default=400, help="RL train tasks (after the pools).")
+    ap.add_argument("--group", type=int, default=4, help="num_generations (G).")
+    ap.add_argument("--tasks-per-step", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=1e-5)
+    ap.add_argument("--sampler", default="hf", choices=["hf", "llamacpp"])
+    ap.add_argument("--max-turns", type=int, default=None, help="Default: the study's eval.")
+    ap.add_argument("--out", type=Path, default=None, help="Default: STUDY/rl_bench/START.")
+    ap.add_argument("--json", type=Path, help="Also write the results here.")
+    args = ap.parse_args(argv)
+
+    study = args.study
+    cfg = ExperimentConfig.model_validate_json((study / "experiment.json").read_text())
+    out = args.out or study / "rl_bench" / args.start
+    out.mkdir(parents=True, exist_ok=True)
+    world_dir = study / "world"
+    world = load_world(world_dir)
+    index = ensure_index(world_dir)
+    search = BM25Search.load(index)
+    dev = world.split("dev")[: args.dev]
+    first = cfg.teachers.base_pool + cfg.teachers.prime_pool
+    train = world.split("train")[first : first + args.tasks]
+    tasks_file = out / "tasks.jsonl"
+    if not tasks_file.exists():
+        write_jsonl(tasks_file, train)
+    load = {"start": os.getloadavg()}
+    start_dir = study / "sft" / args.start
+
+    before = dev_em(cfg, start_dir, dev, search, out / "dev_before.jsonl")
+    print(
+        f"before RL: EM {before['mean_em']:.3f} on {len(dev)} dev tasks "
+        f"({before['seconds']:.0f} s)",
+        flush=True,
+    )
+    load["after_before_eval"] = os.getloadavg()
+
+    rl_dir = out / "rl"
+    batch = args.group * args.tasks_per_step
+    rl_cfg = RLRunConfig(
+        model=str(start_dir),
+        tasks=str(tasks_file),
+        search=SearchConfig(kind="bm25", path=str(index), topk=cfg.eval.topk),
+        output_dir=str(rl_dir),
+        episode=EpisodeSettings(
+            max_turns=args.max_turns or cfg.eval.max_turns,
+            topk=cfg.eval.topk,
+            prompt=cfg.eval.prompt,
+            max_tokens=cfg.eval.max_tokens,
+        ),
+        sampler=SamplerSettings(kind=args.sampler, max_batch=batch),
+        rewards={"em": 1.0},
+        concurrency=batch,
+        resume=any(rl_dir.glob("checkpoint-*")),
+        trl={
+            "max_steps": args.steps,
+            "num_generations": args.group,
+            "per_device_train_batch_size": batch,
+            "learning_rate": args.lr,
+            "save_steps": 2,
+            "seed": cfg.seed,
+            "disable_tqdm": True,
+            # bf16 autocast where the CPU has it natively (1.2x for SFT); the hf sampler's
+            # logprobs only feed the (off) importance correction, so fp32 parity is not needed
+            "bf16": cpu_has_native_bf16(),
+        },
+    )
+    t0 = time.perf_counter()
+    if (rl_dir / SUMMARY_FILE).exists():
+        summary = RLSummary.model_validate_json((rl_dir / SUMMARY_FILE).read_text())
+    else:
+        summary = run_rl(rl_cfg, annotator=RulesAnnotator(world_dir), log=print)
+    rl_seconds = round(time.perf_counter() - t0, 1)
+    load["after_rl"] = os.getloadavg()
+    steps = read_steps(rl_dir)
+    for r in steps:
+        print(
+            f"step {r['step']:3d}  reward {r['reward_mean']:.3f}  em {r['em']:.3f}  "
+            f"zero-var groups {r['zero_std_groups']:.2f}  turns {r['turns']:.1f}  "
+            f"rollout {r['time']['rollout_s']:.0f}s train {r['time'].get('train_s', 0):.0f}s",
+            flush=True,
+        )
+
+    after = dev_em(cfg, rl_dir, dev, search, out / "dev_after.jsonl")
+    load["end"] = os.getloadavg()
+    test = paired(before["em"], after["em"])
+    print(
+        f"after RL:  EM {after['mean_em']:.3f}; paired delta {test['delta']:+.3f} "
+        f"(95% CI {test['ci95'][0]:+.3f} .. {test['ci95'][1]:+.3f}; gained {test['gained']}, "
+        f"lost {test['lost']}, McNemar p {test['mcnemar_p']:.3f})",
+        flush=True,
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    result = {
+        "bench": "rl_sandbox",
+        "commit": commit,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+        },
+        "loadavg": load,
+        "study": str(study),
+        "start": args.start,
+        "dev_tasks": len(dev),
+        "rl": {
+            "steps": summary.steps,
+            "episodes": summary.episodes,
+            "lr": args.lr,
+            "group": args.group,
+            "tasks_per_step": args.tasks_per_step,
+            "sampler": args.sampler,
+            "seconds": summary.runtime_s or rl_seconds,
+            "reward_first": summary.reward_first,
+            "reward_last": summary.reward_last,
+            "zero_std_groups": summary.zero_std_groups,
+        },
+        "curve": [
+            {
+                k: r.get(k)
+                for k in (
+                    "step",
+                    "reward_mean",
+                    "em",
+                    "zero_std_groups",
+                    "turns",
+                    "searches",
+                    "behaviors",
+                    "time",
+                )
+            }
+            for r in steps
+        ],
+        "before": {k: v for k, v in before.items() if k != "em"},
+        "after": {k: v for k, v in after.items() if k != "em"},
+        "paired": test,
+    }
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
