@@ -190,4 +190,5 @@ def test_rl_learns_to_search_first(toy, toy_policy, tmp_path):
     assert sum(rewards[:3]) / 3 <= 0.6, rewards
     assert sum(rewards[-3:]) / 3 >= 0.9, rewards
     assert summary.reward_last >= 0.9
+    assert (Path(cfg.output_dir) / "curves.png").stat().st_size > 10_000
     assert time.perf_counter() - t0 < 600

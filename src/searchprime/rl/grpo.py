@@ -34,7 +34,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from searchprime._lazy import require
-from searchprime.errors import ConfigError, ResumeError
+from searchprime.errors import ConfigError, MissingExtraError, ResumeError
 from searchprime.records import BEHAVIORS, Task, Trajectory, atomic_write_text, write_jsonl
 from searchprime.rl.config import CPU_DEFAULTS, RLRunConfig
 from searchprime.rl.episodes import Episode, EpisodeRunner
@@ -552,6 +552,12 @@ def run_rl(
     summary.resumed_from = built.resume
     summary.prefilter = built.prefilter
     atomic_write_text(out / SUMMARY_FILE, summary.model_dump_json(indent=2) + "\n")
+    try:
+        from searchprime.rl.curves import plot_curves
+
+        plot_curves(read_steps(out), out / "curves.png")
+    except MissingExtraError:  # the plots extra is optional
+        pass
     card = {"kind": "rl", "base_model": cfg.model, "tasks": cfg.tasks, "rewards": cfg.rewards}
     atomic_write_text(out / "searchprime_model.json", json.dumps(card, indent=2) + "\n")
     return summary
