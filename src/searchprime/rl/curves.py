@@ -47,13 +47,15 @@ def plot_curves(steps: list[dict[str, Any]], out: str | Path) -> Path | None:
     ax.plot(x, [float("nan") if e is None else e for e in entropy])
     ax.set_title("policy entropy (nats/token)")
     ax = axes[3]
-    for b in BEHAVIORS:
-        ax.plot(
-            x, [(r.get("behaviors") or {}).get(b, float("nan")) for r in steps], label=_SHORT[b]
-        )
     ax.set_title("behavior rates")
-    ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=7)
+    if any(r.get("behaviors") for r in steps):
+        for b in BEHAVIORS:
+            rates = [(r.get("behaviors") or {}).get(b, float("nan")) for r in steps]
+            ax.plot(x, rates, label=_SHORT[b])
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no annotator", ha="center", va="center", transform=ax.transAxes)
     for ax in axes:
         ax.set_xlabel("step")
     fig.tight_layout()
