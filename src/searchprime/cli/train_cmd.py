@@ -101,6 +101,7 @@ def rl(
     save_steps: int | None = typer.Option(None, help="trl.save_steps (checkpoint interval)."),
     seed: int | None = typer.Option(None, help="trl.seed."),
     limit: int | None = typer.Option(None, help="Use only the first N tasks."),
+    threads: int | None = typer.Option(None, help="torch CPU threads (1 on a busy 2-core CPU)."),
     resume: bool = typer.Option(False, "--resume", help="Resume from the last checkpoint in OUT."),
 ) -> None:
     """GRPO with search in the loop: episodes run the agent loop; only sampled tokens train."""
@@ -114,6 +115,7 @@ def rl(
         "output_dir": str(output_dir) if output_dir else None,
         "sampler.kind": sampler,
         "limit": limit,
+        "threads": threads,
         "resume": True if resume else None,
         "episode.max_turns": max_turns,
         "trl.max_steps": max_steps,

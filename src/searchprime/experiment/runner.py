@@ -474,6 +474,7 @@ def rl_run_config(
         prefilter=rl.prefilter,
         curriculum=rl.curriculum,
         concurrency=batch,
+        threads=cfg.eval.threads,
         resume=any(dest.glob("checkpoint-*")),
         trl=trl,
     )

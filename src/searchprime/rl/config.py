@@ -38,6 +38,8 @@ CPU_DEFAULTS: dict[str, Any] = {
     "save_total_limit": 2,
     "report_to": "none",
     "bf16": False,  # fp32 keeps the hf sampler's logprobs equal to the trainer's
+    # small models: recomputing activations costs more than it saves (as for SFT); TRL turns it on
+    "gradient_checkpointing": False,
     "dataloader_pin_memory": False,
 }
 #: TRL fields searchprime sets itself (the episodes come from our agent loop).
@@ -123,6 +125,12 @@ class RLRunConfig(_Strict):
         "shuffling them.",
     )
     concurrency: int = Field(default=16, ge=1, description="Episodes run at once.")
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="torch CPU threads (process-wide). On a busy 2-core machine one thread ran "
+        "SmolLM2's RL steps 3-20x faster than two (bench/rl.py); None: torch's default.",
+    )
     resume: bool | str = Field(
         default=False, description="True: from the last checkpoint in output_dir; or a path."
     )

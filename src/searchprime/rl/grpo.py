@@ -445,6 +445,8 @@ def build_trainer(
     datasets = require("datasets", "train")
     from searchprime.search.registry import load_search
 
+    if cfg.threads is not None:
+        require("torch", "train").set_num_threads(cfg.threads)
     if "behavior" in cfg.rewards and annotator is None:
         raise ConfigError("rewards: 'behavior' needs an annotator (CLI: --world, a sandbox world)")
     out = Path(cfg.output_dir)
