@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--sampler", default="hf", choices=["hf", "llamacpp"])
     ap.add_argument("--max-turns", type=int, default=None, help="Default: the study's eval.")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads while training.")
     ap.add_argument("--out", type=Path, default=None, help="Default: STUDY/rl_bench/START.")
     ap.add_argument("--json", type=Path, help="Also write the results here.")
     args = ap.parse_args(argv)
@@ -143,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         sampler=SamplerSettings(kind=args.sampler, max_batch=batch),
         rewards={"em": 1.0},
         concurrency=batch,
+        threads=args.threads,
         resume=any(rl_dir.glob("checkpoint-*")),
         trl={
             "max_steps": args.steps,
