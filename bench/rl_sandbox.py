@@ -32,11 +32,11 @@ from searchprime.agent.rollout import rollout
 from searchprime.behaviors.annotate import RulesAnnotator
 from searchprime.eval.score import score_one
 from searchprime.experiment import ExperimentConfig, eval_agent_config, open_policy
+from searchprime.experiment.config import RLSection
+from searchprime.experiment.runner import rl_run_config
 from searchprime.records import Trajectory, read_jsonl, write_jsonl
-from searchprime.rl.config import EpisodeSettings, RLRunConfig, SamplerSettings
 from searchprime.rl.grpo import SUMMARY_FILE, RLSummary, read_steps, run_rl
 from searchprime.search.bm25 import BM25Search
-from searchprime.search.registry import SearchConfig
 from searchprime.train.sft import cpu_has_native_bf16
 from searchprime.world import load_world
 from searchprime.world.calibrate import ensure_index
@@ -129,36 +129,26 @@ def main(argv: list[str] | None = None) -> int:
     load["after_before_eval"] = os.getloadavg()
 
     rl_dir = out / "rl"
-    batch = args.group * args.tasks_per_step
-    rl_cfg = RLRunConfig(
-        model=str(start_dir),
-        tasks=str(tasks_file),
-        search=SearchConfig(kind="bm25", path=str(index), topk=cfg.eval.topk),
-        output_dir=str(rl_dir),
-        episode=EpisodeSettings(
-            max_turns=args.max_turns or cfg.eval.max_turns,
-            topk=cfg.eval.topk,
-            prompt=cfg.eval.prompt,
-            max_tokens=cfg.eval.max_tokens,
-        ),
-        sampler=SamplerSettings(kind=args.sampler, max_batch=batch),
+    # the experiment's own mapping of a study onto an RL run (episode settings from its eval)
+    section = RLSection(
+        start_from=[args.start],
+        tasks=args.tasks,
         rewards={"em": 1.0},
-        concurrency=batch,
-        threads=args.threads,
-        resume=any(rl_dir.glob("checkpoint-*")),
-        trl={
-            "max_steps": args.steps,
-            "num_generations": args.group,
-            "per_device_train_batch_size": batch,
-            "learning_rate": args.lr,
-            "save_steps": 2,
-            "seed": cfg.seed,
-            "disable_tqdm": True,
-            # bf16 autocast where the CPU has it natively (1.2x for SFT); the hf sampler's
-            # logprobs only feed the (off) importance correction, so fp32 parity is not needed
-            "bf16": cpu_has_native_bf16(),
-        },
+        max_steps=args.steps,
+        num_generations=args.group,
+        tasks_per_step=args.tasks_per_step,
+        learning_rate=args.lr,
+        max_turns=args.max_turns,
+        sampler=args.sampler,
+        save_steps=2,
+        # bf16 autocast where the CPU has it natively (1.2x for SFT); the hf sampler's
+        # logprobs only feed the (off) importance correction, so fp32 parity is not needed
+        trl={"disable_tqdm": True, "bf16": cpu_has_native_bf16()},
     )
+    rl_study = cfg.model_copy(
+        update={"rl": section, "eval": cfg.eval.model_copy(update={"threads": args.threads})}
+    )
+    rl_cfg = rl_run_config(rl_study, start_dir, rl_dir, tasks=tasks_file, index_dir=index)
     t0 = time.perf_counter()
     if (rl_dir / SUMMARY_FILE).exists():
         summary = RLSummary.model_validate_json((rl_dir / SUMMARY_FILE).read_text())

@@ -175,18 +175,7 @@ class LocalHF:
     # ------------------------------------------------------------------ LLM protocol
     async def complete(self, messages: Sequence[Message], params: SamplingParams) -> Completion:
         """Queue one request; it is decoded with whatever else is pending."""
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._worker is None or self._worker.done():
-            self._queue = asyncio.Queue()
-            self._loop = loop
-            self._worker = loop.create_task(self._batcher(self._queue))
-        request = _Request(chat_dicts(messages), params, loop.create_future())
-        assert self._queue is not None
-        self.stats["requests"] += 1
-        await self._queue.put(request)
-        completion: Completion = await request.future
-        completion.latency_s = time.perf_counter() - request.enqueued
-        return completion
+        return await self._submit(chat_dicts(messages), params)
 
     async def complete_ids(self, prompt_ids: list[int], params: SamplingParams) -> Completion:
         """Continue a prompt given as token ids (batched with everything else pending).
@@ -194,12 +183,21 @@ class LocalHF:
         ``Completion.meta["ids"]`` holds every sampled id (the end-of-turn token included) and
         ``logprobs`` their log-probabilities at ``params.temperature`` (not the raw ones).
         """
+        return await self._submit([], params, prompt_ids=list(prompt_ids))
+
+    async def _submit(
+        self,
+        messages: list[dict[str, str]],
+        params: SamplingParams,
+        prompt_ids: list[int] | None = None,
+    ) -> Completion:
+        """Queue one request for the batcher (started on this event loop if needed)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._worker is None or self._worker.done():
             self._queue = asyncio.Queue()
             self._loop = loop
             self._worker = loop.create_task(self._batcher(self._queue))
-        request = _Request([], params, loop.create_future(), prompt_ids=list(prompt_ids))
+        request = _Request(messages, params, loop.create_future(), prompt_ids=prompt_ids)
         assert self._queue is not None
         self.stats["requests"] += 1
         await self._queue.put(request)

@@ -34,11 +34,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from searchprime._lazy import require
-from searchprime.errors import ConfigError, MissingExtraError, ResumeError
-from searchprime.records import BEHAVIORS, Task, Trajectory, atomic_write_text, write_jsonl
+from searchprime.errors import ConfigError, MissingExtraError
+from searchprime.records import BEHAVIORS, Task, atomic_write_text, write_jsonl
 from searchprime.rl.config import CPU_DEFAULTS, RLRunConfig
 from searchprime.rl.episodes import Episode, EpisodeRunner
 from searchprime.rl.rewards import get_reward, weighted_reward
+from searchprime.train.resume import resume_checkpoint
 
 __all__ = [
     "STEPS_FILE",
@@ -301,22 +302,6 @@ def _trim_steps(path: Path, last_step: int) -> None:
     atomic_write_text(path, "".join(x + "\n" for x in keep))
 
 
-def _resume_path(cfg: RLRunConfig) -> str | None:
-    if cfg.resume is False or cfg.resume == "":
-        return None
-    if cfg.resume is True:
-        from transformers.trainer_utils import get_last_checkpoint
-
-        out = Path(cfg.output_dir)
-        last = get_last_checkpoint(str(out)) if out.is_dir() else None
-        if last is None:
-            raise ResumeError(f"{cfg.output_dir}: no checkpoint-* folder to resume from")
-        return last
-    if not Path(str(cfg.resume)).is_dir():
-        raise ResumeError(f"resume: checkpoint folder {cfg.resume} not found")
-    return str(cfg.resume)
-
-
 def grpo_config(cfg: RLRunConfig) -> Any:
     """The ``trl.GRPOConfig`` of a run: CPU defaults < the config's ``trl`` < our forced fields."""
     trl = require("trl", "train")
@@ -451,7 +436,7 @@ def build_trainer(
         raise ConfigError("rewards: 'behavior' needs an annotator (CLI: --world, a sandbox world)")
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    resume = _resume_path(cfg)
+    resume = resume_checkpoint(cfg.resume, cfg.output_dir)
     args = grpo_config(cfg)
     if cfg.model.endswith(".gguf"):
         raise ConfigError("model: a GGUF file cannot be trained; use an HF folder")
@@ -617,11 +602,3 @@ def _summarize(
         runtime_s=round(runtime, 1),
         resumed_from=None,
     )
-
-
-def trajectories_of(out_dir: str | Path) -> list[Trajectory]:
-    """Every episode a run kept (``episodes/step-*.jsonl``), in step order."""
-    from searchprime.records import read_jsonl
-
-    files = sorted((Path(out_dir) / EPISODES_DIR).glob("step-*.jsonl"))
-    return [t for f in files for t in read_jsonl(f, Trajectory)]

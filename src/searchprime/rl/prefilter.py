@@ -43,9 +43,7 @@ def prefilter_tasks(
         seeds = [1_000_003 * (i + 1) for i in range(len(runs))]
         log(f"prefilter: {len(runs)} episodes ({cfg.samples} per task, {len(pool)} tasks)")
         episodes = runner.run(runs, seeds, attempts)
-        rates: dict[str, float] = {}
-        for task in pool:
-            rates[task.id] = 0.0
+        rates = {t.id: 0.0 for t in pool}
         for ep in episodes:
             rates[ep.trajectory.task_id] += float(weighted_reward(ep.trajectory, rewards) > 0)
         rates = {k: v / cfg.samples for k, v in rates.items()}

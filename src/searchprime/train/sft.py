@@ -33,8 +33,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from searchprime._lazy import require
-from searchprime.errors import ConfigError, RecordError, ResumeError
+from searchprime.errors import ConfigError, RecordError
 from searchprime.records import atomic_write_text, iter_json_lines
+from searchprime.train.resume import resume_checkpoint
 
 __all__ = [
     "SUMMARY_FILE",
@@ -326,22 +327,6 @@ def build_trainer(cfg: SFTRunConfig, callbacks: list | None = None) -> _Built:
     return _Built(trainer, tok, len(rows), assistant_only, args, too_long)
 
 
-def _resume_path(cfg: SFTRunConfig) -> str | None:
-    if cfg.resume is False or cfg.resume == "":
-        return None
-    if cfg.resume is True:
-        from transformers.trainer_utils import get_last_checkpoint
-
-        out = Path(cfg.output_dir)
-        last = get_last_checkpoint(str(out)) if out.is_dir() else None
-        if last is None:
-            raise ResumeError(f"{cfg.output_dir}: no checkpoint-* folder to resume from")
-        return last
-    if not Path(str(cfg.resume)).is_dir():
-        raise ResumeError(f"resume: checkpoint folder {cfg.resume} not found")
-    return str(cfg.resume)
-
-
 def _save(built: _Built, cfg: SFTRunConfig) -> None:
     out = Path(cfg.output_dir)
     model = built.trainer.model
@@ -362,7 +347,7 @@ def train_sft(cfg: SFTRunConfig, callbacks: list | None = None) -> Path:
 
 def run_sft(cfg: SFTRunConfig, callbacks: list | None = None) -> SFTSummary:
     """Train, save the final model (HF folder) into ``output_dir``, write and return the summary."""
-    resume = _resume_path(cfg)
+    resume = resume_checkpoint(cfg.resume, cfg.output_dir)
     built = build_trainer(cfg, callbacks)
     start = time.perf_counter()
     result = built.trainer.train(resume_from_checkpoint=resume)
