@@ -6,8 +6,10 @@ SearchPrimeError                 base; the CLI prints it as one line, without a 
 ├── MissingExtraError            an optional dependency is not installed (names the extra)
 ├── BackendError                 a backend (LLM, search, judge) failed after its retries
 │   ├── LLMError
+│   │   └── EndpointUnreachable  (llm.openai_http) no connection to the policy endpoint at all
 │   └── SearchError
 └── ResumeError                  an output file cannot be resumed (e.g. another run's config)
+    └── LockHeldError            (records.lock) another process writes the same output
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ class RecordError(SearchPrimeError):
         where = self.path if line is None else f"{self.path}:{line}"
         super().__init__(f"{where}: {field}: {problem}")
 
+    def __reduce__(self) -> tuple:
+        # rebuilt from its fields when it crosses a process boundary (worker pools)
+        return (type(self), (self.path, self.line, self.field, self.problem))
+
 
 class MissingExtraError(SearchPrimeError):
     """An optional dependency is missing; the message says which extra installs it."""
@@ -56,6 +62,9 @@ class MissingExtraError(SearchPrimeError):
             f"{package} is not installed: install the `{extra}` extra: "
             f"pip install 'searchprime[{extra}]'"
         )
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.package, self.extra))
 
 
 class BackendError(SearchPrimeError):

@@ -125,7 +125,7 @@ def test_kill_9_then_rerun_exactly_once_and_no_leaked_key(bm25_index, tmp_path: 
         assert rerun.returncode == 0, rerun.stderr
         assert "written to" in rerun.stdout
         assert all(h == f"Bearer {key}" for h in srv.auth_headers)  # the key was really used
-    trajs = list(read_jsonl(out, Trajectory, allow_partial_tail=False))
+    trajs = list(read_jsonl(out, Trajectory, allow_partial_tail=False, latest=False))
     pairs = Counter(t.key for t in trajs)
     assert set(pairs) == {(t.id, a) for t in tasks for a in range(2)}
     assert set(pairs.values()) == {1}
@@ -204,5 +204,7 @@ def test_ctrl_c_leaves_whole_records_and_rerun_completes(bm25_index, tmp_path: P
         n_before = data.count(b"\n")
         assert 4 <= n_before < 40
         assert subprocess.run(args, env=env, capture_output=True, timeout=120).returncode == 0
-    pairs = Counter(t.key for t in read_jsonl(out, Trajectory, allow_partial_tail=False))
+    pairs = Counter(
+        t.key for t in read_jsonl(out, Trajectory, allow_partial_tail=False, latest=False)
+    )
     assert set(pairs) == {(t.id, a) for t in tasks for a in range(2)} and set(pairs.values()) == {1}

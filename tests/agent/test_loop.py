@@ -174,7 +174,7 @@ def test_search_failure_is_recorded(scripted) -> None:
     traj = run(ScriptedLLM(searcher_policy), Broken())
     assert traj.termination == "error" and "search failed: SearchError: retriever" in traj.error
     assert traj.turns[0].action.kind == "search" and traj.turns[0].observation is None
-    assert traj.search["describe_error"] == "no describe either"
+    assert traj.search["describe_error"] == "RuntimeError: no describe either"
 
 
 def test_context_limit_tokens(bm25) -> None:

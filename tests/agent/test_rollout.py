@@ -17,7 +17,7 @@ from tests.agent.helpers import ScriptedLLM, make_tasks, searcher_policy
 
 
 def keys(path: Path) -> list[tuple[str, int]]:
-    return [t.key for t in read_jsonl(path, Trajectory, allow_partial_tail=False)]
+    return [t.key for t in read_jsonl(path, Trajectory, allow_partial_tail=False, latest=False)]
 
 
 def test_rollout_attempts_concurrency_and_resume(bm25, tmp_path: Path) -> None:

@@ -172,3 +172,58 @@ def test_unknown_correctness_metric_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="correctness"):
         is_correct(traj("1", "x", ["x"]), "vibes")
+
+
+def _rerun_file(path) -> None:
+    """Keys 1 and 2 retried (an error first, then an answer), then a writer killed mid-line."""
+    failed = traj("1", None, ["Paris"]).model_copy(update={"termination": "error"})
+    lines = [
+        failed,
+        traj("2", "Rome", ["Paris"]),
+        traj("3", "Paris", ["Paris"]),
+        traj("1", "Paris", ["Paris"]),  # the retry of key 1 supersedes line 1
+        traj("2", "Paris", ["Paris"]),  # and of key 2, line 2
+    ]
+    text = "".join(t.model_dump_json() + "\n" for t in lines)
+    path.write_text(text + traj("4", "Paris", ["Paris"]).model_dump_json()[:40])
+
+
+def test_score_file_scores_the_last_record_per_key_and_counts_skips(tmp_path) -> None:
+    src = tmp_path / "t.jsonl"
+    _rerun_file(src)
+    report = score_file(src, tmp_path / "s.jsonl")
+    assert report.overall.n == 3 and report.overall.em == 1.0
+    assert (report.skipped_truncated, report.skipped_duplicates) == (1, 2)
+    scored = list(read_jsonl(tmp_path / "s.jsonl", Trajectory, latest=False))
+    assert [(t.task_id, t.final_answer) for t in scored] == [
+        ("1", "Paris"),
+        ("2", "Paris"),
+        ("3", "Paris"),
+    ]
+    summary = json.loads((tmp_path / "s.jsonl.summary.json").read_text())
+    assert (summary["skipped_truncated"], summary["skipped_duplicates"]) == (1, 2)
+
+
+def test_score_cli_says_what_it_skipped(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    src = tmp_path / "t.jsonl"
+    _rerun_file(src)
+    cmd = [sys.executable, "-c", "from searchprime.cli.main import main; main()"]
+    env = {**os.environ, "COLUMNS": "400", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(
+        [*cmd, "score", str(src), "--out", str(tmp_path / "s.jsonl")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"warning: {src}:6: skipped a truncated last line" in r.stderr
+    assert f"warning: {src}: 2 key(s) written more than once" in r.stderr
+    assert "('1', 0) at lines 1, 4 -> line 4" in r.stderr
+    assert (
+        "scored 3 trajectories (+0 missing tasks counted wrong; skipped 1 truncated + 2 "
+        "duplicate lines, last record per key kept): EM 1.000"
+    ) in r.stderr

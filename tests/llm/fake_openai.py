@@ -29,10 +29,20 @@ request gets a fresh draw). The fault kind is drawn from ``faults``:
 - ``"drop"``: close the connection without any response;
 - ``"garbage"``: HTTP 200 with a body that is not JSON.
 
+Hostile replies (not drawn unless named in ``faults``, see :data:`HOSTILE_KINDS`):
+
+- ``"truncated"``: HTTP 200 whose body stops half way (``Content-Length`` promises more);
+- ``"no_choices"``: HTTP 200 JSON without usable ``choices`` (empty, or only an ``error``);
+- ``"shape"``: HTTP 200 JSON of a wrong shape (a string choice, a string message, a numeric
+  content, a top-level list, ...), cycling through :data:`WRONG_SHAPES`;
+- ``"surrogate"``: a normal answer whose content starts with a lone surrogate ``\ud800``
+  (valid JSON; no UTF-8 encoder takes it).
+
 ``script=[...]`` forces the first ``len(script)`` chat requests (in arrival order) to the
 listed faults (``None`` = answer normally), for exact tests. Counters: ``calls`` (chat
 requests received), ``ok`` (answered normally), ``faults_injected`` (per kind), ``requests``
-(decoded bodies), ``auth_headers`` (the ``Authorization`` header of each chat request).
+(decoded bodies), ``auth_headers`` (the ``Authorization`` header of each chat request),
+``model_lookups`` (``GET /v1/models`` requests).
 ``require_key="..."`` answers 401 to chat requests without ``Bearer <key>``.
 
     >>> with FakeOpenAIServer(lambda body: "<answer>Paris</answer>", fail_rate=0.3) as srv:
@@ -50,9 +60,30 @@ from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FAULT_KINDS", "FakeOpenAIServer", "echo_responder"]
+__all__ = [
+    "ALL_KINDS",
+    "FAULT_KINDS",
+    "HOSTILE_KINDS",
+    "WRONG_SHAPES",
+    "FakeOpenAIServer",
+    "echo_responder",
+]
 
 FAULT_KINDS = ("500", "503", "429", "stall", "drop", "garbage")
+HOSTILE_KINDS = ("truncated", "no_choices", "shape", "surrogate")
+ALL_KINDS = FAULT_KINDS + HOSTILE_KINDS
+
+#: 200 bodies whose shape no client can use (the ``"shape"`` fault cycles through them).
+WRONG_SHAPES: tuple[Any, ...] = (
+    {"choices": ["<answer>x</answer>"]},
+    {"choices": [{"message": "<answer>x</answer>", "finish_reason": "stop"}]},
+    {"choices": [{"message": {"role": "assistant", "content": 42}}]},
+    [{"choices": []}],
+    {"choices": {"0": {"message": {"content": "x"}}}},
+    "a string",
+    {"choices": [{"message": {"content": {"text": "x"}}}]},
+    {"choices": [{"message": {"content": "ok", "reasoning_content": ["not", 1]}}]},
+)
 
 Responder = Callable[[dict[str, Any]], "str | dict[str, Any]"]
 
@@ -94,6 +125,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         fake = self.server.fake
         if self.path.rstrip("/") == "/v1/models":
+            with fake._lock:
+                fake.model_lookups += 1
             self._send(200, {"object": "list", "data": [{"id": fake.model, "object": "model"}]})
         elif self.path == "/health":
             self._send(200, {"status": "ok"})
@@ -132,11 +165,30 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
         elif fault == "garbage":
             self._send(200, b"<html>not json")
+        elif fault == "truncated":
+            raw = json.dumps(fake._completion(body)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw[: len(raw) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            try:
+                self.connection.shutdown(2)
+            except OSError:
+                pass
+        elif fault == "no_choices":
+            empty = {"object": "chat.completion", "choices": []}
+            error = {"error": {"message": "the model is overloaded"}}
+            self._send(200, empty if fake.calls % 2 else error)
+        elif fault == "shape":
+            self._send(200, WRONG_SHAPES[fake.calls % len(WRONG_SHAPES)])
         else:
             if fault == "stall":
                 time.sleep(fake.stall_s)
             try:
-                self._send(200, fake._completion(body))
+                self._send(200, fake._completion(body, surrogate=fault == "surrogate"))
             except (BrokenPipeError, ConnectionResetError):
                 pass
             else:
@@ -174,7 +226,7 @@ class FakeOpenAIServer:
         tokenize: bool = True,
         require_key: str | None = None,
     ):
-        unknown = set(faults) - set(FAULT_KINDS)
+        unknown = set(faults) - set(ALL_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
         self.responder = responder
@@ -189,6 +241,7 @@ class FakeOpenAIServer:
         self.require_key = require_key
         self.calls = 0
         self.ok = 0
+        self.model_lookups = 0
         self.faults_injected: Counter[str] = Counter()
         self.requests: list[dict[str, Any]] = []
         self.auth_headers: list[str | None] = []
@@ -253,7 +306,7 @@ class FakeOpenAIServer:
                 self.faults_injected[fault] += 1
         return fault
 
-    def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _completion(self, body: dict[str, Any], surrogate: bool = False) -> dict[str, Any]:
         reply = self.responder(body)
         message = {"content": reply} if isinstance(reply, str) else dict(reply)
         text = message.get("content") or ""
@@ -262,6 +315,8 @@ class FakeOpenAIServer:
         if cut:
             text = text[: min(cut)]
             finish = "stop"
+        if surrogate:
+            text = "\ud800" + text  # json.dumps writes it as the escape \ud800
         out: dict[str, Any] = {"role": "assistant", "content": text}
         for key in ("reasoning_content", "reasoning"):
             if key in message:

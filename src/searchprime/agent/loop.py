@@ -11,8 +11,13 @@ Protocol (compatible with the Behavior Priming scaffold):
 * reminders follow the observation in the same user message: after
   ``search_reminder_after`` consecutive searches, when ``turns_left_reminder`` or fewer turns
   remain, and when the next model input passes ``context_budget_tokens`` (ask to summarise);
-* a backend failure ends the trajectory with ``termination="error"`` and the message; it never
-  raises (cancellation still propagates).
+* a backend failure ends the trajectory with ``termination="error"``, ``error`` (one line,
+  ``turn t: policy failed: Type: message``) and ``meta["error_kind"]`` (``"policy"`` or
+  ``"search"``); it never raises (cancellation still propagates);
+* every text that enters the trajectory (question, model output and reasoning, policy notes,
+  search hits, error texts) passes :class:`~searchprime.records.sanitize.TextBoundary`: lone
+  surrogates become U+FFFD (counted in ``meta["surrogates_replaced"]``) and registered secrets
+  are masked, so the record can always be written and the next prompt always be sent.
 
 ``Trajectory.messages`` is append-only (every message ever produced); each turn's
 ``context`` lists the indices of the messages that formed its model input.
@@ -30,10 +35,14 @@ from searchprime.agent.actions import ACTION_TAGS, parse_action
 from searchprime.errors import LLMError
 from searchprime.llm.base import LLM, SamplingParams, restore_stop
 from searchprime.records import Message, SearchHit, Task, Trajectory, Turn
+from searchprime.records.sanitize import TextBoundary, format_error, one_line
 from searchprime.search.base import SearchBackend
 from searchprime.search.format import format_hits
 
-__all__ = ["ACTION_STOPS", "AgentConfig", "default_sampling", "run_agent"]
+__all__ = ["ACTION_STOPS", "BACKEND_ERROR_KINDS", "AgentConfig", "default_sampling", "run_agent"]
+
+#: ``meta["error_kind"]`` values of an error record caused by a backend (a rerun retries them).
+BACKEND_ERROR_KINDS = frozenset({"policy", "search"})
 
 #: Stop sequences that end a response right after its action.
 ACTION_STOPS: tuple[str, ...] = tuple(f"</{tag}>" for tag in ACTION_TAGS)
@@ -106,12 +115,10 @@ def _describe(obj: Any) -> dict[str, Any]:
         described = obj.describe()
         return dict(described) if isinstance(described, dict) else {"describe": str(described)}
     except Exception as exc:  # noqa: BLE001 - a broken describe() must not lose the run
-        return {"name": getattr(obj, "name", type(obj).__name__), "describe_error": str(exc)}
-
-
-def _error_text(exc: BaseException) -> str:
-    msg = str(exc).strip()
-    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+        return {
+            "name": getattr(obj, "name", type(obj).__name__),
+            "describe_error": format_error(exc),
+        }
 
 
 def _is_context_overflow(exc: BaseException) -> bool:
@@ -122,11 +129,11 @@ def _is_context_overflow(exc: BaseException) -> bool:
 class _Run:
     """State of one trajectory while it runs."""
 
-    def __init__(self, task: Task, llm: LLM, search: SearchBackend, config: AgentConfig):
-        self.task, self.llm, self.search, self.cfg = task, llm, search, config
+    def __init__(self, question: str, llm: LLM, search: SearchBackend, config: AgentConfig):
+        self.llm, self.search, self.cfg = llm, search, config
         self.messages: list[Message] = [
             Message(role="system", content=prompts.system_prompt(config.thinking, config.prompt)),
-            Message(role="user", content=prompts.first_user_message(task.question)),
+            Message(role="user", content=prompts.first_user_message(question)),
         ]
         self.context: list[int] = [0, 1]
         self.turns: list[Turn] = []
@@ -180,10 +187,13 @@ async def run_agent(
     ``"context_limit"``).
     """
     cfg = config or AgentConfig()
-    run = _Run(task, llm, search, cfg)
+    clean = TextBoundary()
+    question = clean.text(task.question)
+    run = _Run(question, llm, search, cfg)
     started = time.time()
     termination = "max_turns"
     error: str | None = None
+    error_kind: str | None = None
     final_answer: str | None = None
     n_invalid = 0
     run.next_tokens = await run.count(run.context)
@@ -208,10 +218,11 @@ async def run_agent(
             completion = await llm.complete([run.messages[i] for i in context], params)
         except Exception as exc:  # noqa: BLE001 - backend failures become data
             termination = "context_limit" if _is_context_overflow(exc) else "error"
-            error = f"turn {t}: policy failed: {_error_text(exc)}"
+            error_kind = "policy" if termination == "error" else None
+            error = one_line(f"turn {t}: policy failed: {format_error(exc)}")
             break
         latency = time.perf_counter() - t0
-        output = restore_stop(completion.text or "", params)
+        output = restore_stop(clean.text(completion.text or ""), params)
         action = parse_action(output, cfg.thinking)
         run.messages.append(Message(role="assistant", content=output))
         out_idx = len(run.messages) - 1
@@ -220,11 +231,11 @@ async def run_agent(
             context=context,
             input_tokens=input_tokens if input_tokens is not None else completion.prompt_tokens,
             output=output,
-            reasoning=completion.reasoning,
+            reasoning=clean.optional(completion.reasoning),
             action=action,
             output_tokens=completion.completion_tokens,
             latency_s=completion.latency_s or latency,
-            policy_meta=dict(completion.meta),
+            policy_meta=clean.value(dict(completion.meta)),
         )
         run.turns.append(turn)
 
@@ -237,11 +248,11 @@ async def run_agent(
             s0 = time.perf_counter()
             try:
                 results = await search.search([action.content], cfg.topk)
-                hits: list[SearchHit] = list(results[0]) if results else []
-            except Exception as exc:  # noqa: BLE001
+                hits = [_hit(h, clean) for h in (results[0] if results else [])]
+            except Exception as exc:  # noqa: BLE001 - backend failures become data
                 turn.search_latency_s = time.perf_counter() - s0
-                termination = "error"
-                error = f"turn {t}: search failed: {_error_text(exc)}"
+                termination, error_kind = "error", "search"
+                error = one_line(f"turn {t}: search failed: {format_error(exc)}")
                 break
             turn.search_latency_s = time.perf_counter() - s0
             turn.hits = hits
@@ -271,14 +282,21 @@ async def run_agent(
         run.next_tokens = tokens
 
     finished = time.time()
-    return Trajectory(
-        task_id=task.id,
+    meta: dict[str, Any] = {
+        "seed": seed,
+        "elapsed_s": round(finished - started, 6),
+        "n_invalid": n_invalid,
+    }
+    if error_kind is not None:
+        meta["error_kind"] = error_kind
+    traj = Trajectory(
+        task_id=clean.text(task.id),
         attempt=attempt,
-        question=task.question,
-        answers=list(task.answers),
-        data_source=task.data_source,
-        policy=_describe(llm),
-        search=_describe(search),
+        question=question,
+        answers=[clean.text(a) for a in task.answers],
+        data_source=clean.optional(task.data_source),
+        policy=clean.value(_describe(llm)),
+        search=clean.value(_describe(search)),
         agent=cfg.model_dump(mode="json"),
         messages=run.messages,
         turns=run.turns,
@@ -287,9 +305,15 @@ async def run_agent(
         error=error,
         started_at=started,
         finished_at=finished,
-        meta={
-            "seed": seed,
-            "elapsed_s": round(finished - started, 6),
-            "n_invalid": n_invalid,
-        },
+        meta=meta,
     )
+    if clean.replaced:
+        traj.meta["surrogates_replaced"] = clean.replaced
+    return traj
+
+
+def _hit(hit: Any, clean: TextBoundary) -> SearchHit:
+    """A search hit with every text cleaned (a backend may also hand back a plain dict)."""
+    if not isinstance(hit, SearchHit):
+        hit = SearchHit.model_validate(hit)
+    return clean.model(hit)

@@ -158,10 +158,31 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(
             1, "--workers", help="Server processes sharing the port (and the mapped index)."
         ),
+        max_queries: int = typer.Option(
+            4096, "--max-queries", help="Queries per request (413 beyond)."
+        ),
+        max_topk: int = typer.Option(100, "--max-topk", help="Largest topk (422 beyond)."),
+        max_hits: int = typer.Option(
+            100_000, "--max-hits", help="Largest queries x topk per request (413 beyond)."
+        ),
+        max_response_mb: float = typer.Option(
+            64, "--max-response-mb", help="Largest response body (413 beyond)."
+        ),
     ) -> None:
         """Serve an index over Search-R1's POST /retrieve (and GET /health)."""
+        from searchprime.errors import ConfigError
         from searchprime.search.registry import SearchConfig
-        from searchprime.search.server import serve_index
+        from searchprime.search.server import ServerLimits, serve_index
+
+        try:
+            limits = ServerLimits(
+                max_queries=max_queries,
+                max_topk=max_topk,
+                max_hits=max_hits,
+                max_response_bytes=int(max_response_mb * 2**20),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"index serve: {exc}") from None
 
         cfg = SearchConfig(kind=_index_kind(index), path=str(index), threads=threads)
         console.print(
@@ -169,7 +190,7 @@ def register(app: typer.Typer) -> None:
             + (f" with {workers} worker processes" if workers > 1 else "")
             + (" (bearer token required)" if token_env else "")
         )
-        serve_index(cfg, host, port, token_env, default_topk=topk, workers=workers)
+        serve_index(cfg, host, port, token_env, default_topk=topk, workers=workers, limits=limits)
 
     @index_app.command("query")
     def query_cmd(

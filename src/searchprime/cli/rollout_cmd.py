@@ -1,7 +1,14 @@
-"""``searchprime rollout``: run the search agent over tasks, appending trajectories to JSONL."""
+"""``searchprime rollout``: run the search agent over tasks, appending trajectories to JSONL.
+
+Exit codes: 0 every attempt of this run was recorded without a backend error; 1 some attempts
+ended in backend errors (their error records are written; a rerun retries them); 2 a one-line
+``error:`` (bad input, the output locked by another run, the policy endpoint unreachable, or the
+run stopped after ``stop_after_errors`` backend errors in a row); 130 interrupted.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -9,6 +16,7 @@ from typing import Any
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from searchprime import secrets
 from searchprime.agent.loop import AgentConfig
 from searchprime.cli._common import console, progress_bar, summary
 from searchprime.config import load_config
@@ -34,6 +42,17 @@ class RolloutRunConfig(BaseModel):
     seed: int = Field(default=0, description="Base seed; each (task, attempt) derives its own.")
     task_format: str = Field(default="auto", description="Task file layout (see load_tasks).")
     limit: int | None = Field(default=None, ge=0, description="Use only the first N tasks.")
+    retry_errors: bool = Field(
+        default=True,
+        description="Rerun (task, attempt) pairs whose last record is a backend error; "
+        "False keeps those records as they are.",
+    )
+    stop_after_errors: int = Field(
+        default=8,
+        ge=0,
+        description="Stop the run after this many attempts in a row end in backend errors "
+        "(0: never).",
+    )
 
 
 def _index_kind(index_dir: str) -> str:
@@ -82,7 +101,18 @@ def _build_search(cfg: RolloutRunConfig) -> Any:
         raise ConfigError("no search backend: pass --search-index DIR or --search-url URL")
     from searchprime.search.registry import SearchConfig, load_search
 
-    return load_search(_validated(SearchConfig, cfg.search, "search"))
+    search_cfg = _validated(SearchConfig, cfg.search, "search")
+    secrets.register_env(search_cfg.token_env)  # masked in everything written or printed
+    return load_search(search_cfg)
+
+
+def _section(name: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Dotted overrides of the named fields only: the rest of a YAML section stays."""
+    return {f"{name}.{key}": value for key, value in fields.items()}
+
+
+def _say(line: str) -> None:
+    console.print(secrets.mask(line), highlight=False, markup=False, soft_wrap=True)
 
 
 def rollout_main(
@@ -104,9 +134,13 @@ def rollout_main(
     seed: int | None = None,
     task_format: str | None = None,
     progress: bool = True,
+    retry_errors: bool | None = None,
 ) -> Any:
-    """Run a rollout as the CLI does; returns the :class:`RolloutSummary`."""
-    from searchprime.agent.rollout import finished_keys, run_rollout
+    """Run a rollout as the CLI does; returns the :class:`RolloutSummary`.
+
+    Holds the lock on ``out`` for the whole run (a second writer gets ``LockHeldError``).
+    """
+    from searchprime.records.lock import OutputLock
     from searchprime.tasks import load_tasks
 
     chosen = [n for n, v in (("--policy-url", policy_url), ("--policy-model", policy_model),
@@ -123,45 +157,74 @@ def rollout_main(
         "limit": limit,
         "seed": seed,
         "task_format": task_format,
+        "retry_errors": retry_errors,
+        # a flag overrides only the fields it names; the rest of the YAML section stays
+        "policy.api_key_env": api_key_env,
     }
     if policy_url is not None:
-        overrides["policy"] = {"kind": "openai", "base_url": policy_url}
-        if api_key_env is not None:
-            overrides["policy"]["api_key_env"] = api_key_env
-    elif api_key_env is not None:
-        overrides["policy.api_key_env"] = api_key_env
+        overrides.update(_section("policy", {"kind": "openai", "base_url": policy_url}))
     if policy_model is not None:
-        overrides["policy"] = {"kind": "local", "path": policy_model}
+        overrides.update(_section("policy", {"kind": "local", "path": policy_model}))
     if search_index is not None:
-        overrides["search"] = {"kind": _index_kind(search_index), "path": search_index}
+        kind = _index_kind(search_index)
+        overrides.update(_section("search", {"kind": kind, "path": search_index}))
     if search_url is not None:
-        overrides["search"] = {"kind": "http", "url": search_url}
+        overrides.update(_section("search", {"kind": "http", "url": search_url}))
     cfg = load_config(RolloutRunConfig, config, overrides)
 
     task_list = load_tasks(tasks, cfg.task_format, cfg.limit)
     if not task_list:
         raise ConfigError(f"{tasks}: no tasks to run")
-    done = finished_keys(out, cfg.agent.model_dump(mode="json"))  # refuse a mismatch up front
+    with OutputLock(out, purpose="searchprime rollout"):
+        return _run_locked(cfg, task_list, out, teacher, world, progress)
+
+
+def _run_locked(
+    cfg: RolloutRunConfig,
+    task_list: list[Any],
+    out: Path,
+    teacher: str | None,
+    world: str | None,
+    progress: bool,
+) -> Any:
+    from searchprime.agent.rollout import close_backends, finished_keys, prepare_policy, rollout
+
+    agent = cfg.agent.model_dump(mode="json")
+    done = finished_keys(out, agent, retry_errors=cfg.retry_errors)  # refuse a mismatch up front
     llm = _build_policy(cfg, teacher, world)
     search = _build_search(cfg)
     total = len(task_list) * cfg.attempts
-    console.print(
-        f"rollout: {len(task_list)} tasks x {cfg.attempts} attempt(s), policy "
-        f"{getattr(llm, 'name', type(llm).__name__)}, search {getattr(search, 'name', '?')}, "
-        f"concurrency {cfg.concurrency} -> {out}",
-        highlight=False,
-    )
-    kwargs = {"attempts": cfg.attempts, "concurrency": cfg.concurrency, "seed": cfg.seed}
-    if not progress:
-        return run_rollout(task_list, llm, search, cfg.agent, out, **kwargs)
     already = sum((t.id, a) in done for t in task_list for a in range(cfg.attempts))
-    with progress_bar("rollout", total) as advance:
-        if already:
-            advance(already)
-        result = run_rollout(
-            task_list, llm, search, cfg.agent, out, on_done=lambda _t: advance(1), **kwargs
-        )
-    return result
+
+    async def main() -> Any:
+        try:
+            if already < total:
+                await prepare_policy(llm)  # a dead endpoint stops here, before the header
+            _say(
+                f"rollout: {len(task_list)} tasks x {cfg.attempts} attempt(s), policy "
+                f"{getattr(llm, 'name', type(llm).__name__)}, search "
+                f"{getattr(search, 'name', '?')}, concurrency {cfg.concurrency} -> {out}"
+            )
+            kwargs = {
+                "attempts": cfg.attempts,
+                "concurrency": cfg.concurrency,
+                "seed": cfg.seed,
+                "retry_errors": cfg.retry_errors,
+                "stop_after_errors": cfg.stop_after_errors,
+                "lock": False,  # held by rollout_main
+            }
+            if not progress:
+                return await rollout(task_list, llm, search, cfg.agent, out, **kwargs)
+            with progress_bar("rollout", total) as advance:
+                if already:
+                    advance(already)
+                return await rollout(
+                    task_list, llm, search, cfg.agent, out, on_done=lambda _t: advance(1), **kwargs
+                )
+        finally:
+            await close_backends(llm, search)
+
+    return asyncio.run(main())
 
 
 def register(app: typer.Typer) -> None:
@@ -202,8 +265,17 @@ def register(app: typer.Typer) -> None:
         task_format: str | None = typer.Option(
             None, "--task-format", help="auto | bp | flashrag | jsonl | csv | parquet | hf | hfdisk"
         ),
+        retry_errors: bool | None = typer.Option(
+            None,
+            "--retry-errors/--no-retry-errors",
+            help="Rerun pairs whose last record is a backend error (default) or keep them.",
+        ),
     ) -> None:
-        """Run the search agent on every task; append one trajectory per (task, attempt)."""
+        """Run the search agent on every task; append one trajectory per (task, attempt).
+
+        Exit 0: all recorded; 1: some attempts ended in backend errors (rerun to retry them);
+        2: an error line (bad input, output in use by another run, endpoint unreachable).
+        """
         result = rollout_main(
             tasks,
             out,
@@ -222,5 +294,9 @@ def register(app: typer.Typer) -> None:
             limit=limit,
             seed=seed,
             task_format=task_format,
+            retry_errors=retry_errors,
         )
-        summary(result.line())
+        if result.failed:
+            _say(f"✗ {result.line()}")
+            raise typer.Exit(1)
+        summary(secrets.mask(result.line()))

@@ -34,11 +34,18 @@ def score(
     judge_max_tokens: int = typer.Option(256, help="Max tokens of each judge reply."),
     judge_retries: int = typer.Option(2, help="Retries of an unparseable judge reply."),
 ) -> None:
-    """Score every trajectory; a task with no trajectory or no answer counts as wrong."""
-    from searchprime.eval.judge import LLMJudge
-    from searchprime.eval.score import score_file
-    from searchprime.records import iter_json_lines
+    """Score every trajectory; a task with no trajectory or no answer counts as wrong.
 
+    A (task, attempt) written more than once is scored by its last record; a truncated last
+    line (a killed writer) is skipped. Both are counted in the summary.
+    """
+    from searchprime.eval.judge import LLMJudge
+    from searchprime.eval.score import load_task_file, score_trajectories
+    from searchprime.records import Trajectory, read_latest
+
+    # read and check every input before a judge is contacted or a progress bar drawn
+    trajs, read = read_latest(trajectories, Trajectory)
+    task_list = load_task_file(tasks) if tasks is not None else None
     judge = None
     llm = None
     if judge_url:
@@ -51,10 +58,11 @@ def score(
             max_tokens=judge_max_tokens,
             retries=judge_retries,
         )
-    total = sum(1 for _ in iter_json_lines(trajectories))
     try:
-        with progress_bar("scoring", total) as advance:
-            report = score_file(trajectories, out_path, tasks=tasks, judge=judge, on_done=advance)
+        with progress_bar("scoring", len(trajs)) as advance:
+            report = score_trajectories(
+                trajs, out_path, tasks=task_list, judge=judge, on_done=advance, read=read
+            )
     finally:
         if llm is not None:
             import asyncio
@@ -81,8 +89,15 @@ def score(
     )
     summary(
         f"scored {report.overall.n - report.overall.missing} trajectories "
-        f"(+{report.overall.missing} missing tasks counted wrong): EM {report.overall.em:.3f}, "
-        f"F1 {report.overall.f1:.3f}{extra} -> {out_path}"
+        f"(+{report.overall.missing} missing tasks counted wrong; {_skipped(report)}): "
+        f"EM {report.overall.em:.3f}, F1 {report.overall.f1:.3f}{extra} -> {out_path}"
+    )
+
+
+def _skipped(report) -> str:
+    return (
+        f"skipped {report.skipped_truncated} truncated + {report.skipped_duplicates} "
+        "duplicate lines, last record per key kept"
     )
 
 

@@ -29,11 +29,23 @@ def sft(
     save_steps: int | None = typer.Option(None, help="trl.save_steps (checkpoint interval)."),
     seed: int | None = typer.Option(None, help="trl.seed."),
     limit: int | None = typer.Option(None, help="Use only the first N samples."),
-    resume: bool = typer.Option(False, "--resume", help="Resume from the last checkpoint in OUT."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Must resume from OUT's last checkpoint; a longer --max-steps/--epochs is accepted. "
+        "Without it a run of the same settings in OUT resumes anyway.",
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Delete OUT's checkpoints and records and start over."
+    ),
 ) -> None:
-    """Fine-tune MODEL on DATA; loss only on the policy's own tokens. Final HF model in OUT."""
+    """Fine-tune MODEL on DATA; loss only on the policy's own tokens. Final HF model in OUT.
+
+    Rerunning the same command after a kill resumes from OUT's last checkpoint; OUT holding a
+    run of other settings is refused (--overwrite starts over).
+    """
     from searchprime.config import load_config
-    from searchprime.train.sft import SFTRunConfig, run_sft
+    from searchprime.train.sft import SFTRunConfig, plan_sft, run_sft
 
     overrides = {
         "model": model,
@@ -41,6 +53,7 @@ def sft(
         "output_dir": str(output_dir) if output_dir else None,
         "limit": limit,
         "resume": True if resume else None,
+        "overwrite": True if overwrite else None,
         "trl.num_train_epochs": epochs,
         "trl.max_steps": max_steps,
         "trl.learning_rate": lr,
@@ -58,19 +71,35 @@ def sft(
         from searchprime.train.sft import LoraSettings
 
         cfg.lora = LoraSettings()
-    s = run_sft(cfg)
+    plan = plan_sft(cfg)
+    if plan.finished:
+        summary(
+            f"SFT already finished with these settings -> {cfg.output_dir} (--overwrite redoes it)"
+        )
+        return
+    if plan.checkpoint:
+        changed = f" (changed: {', '.join(plan.changed)})" if plan.changed else ""
+        out.print(f"resuming from {plan.checkpoint}{changed}", highlight=False)
+    s = run_sft(cfg, plan=plan)
     losses = (
         f"; logged loss {s.first_loss:.4f} -> {s.last_loss:.4f}" if s.first_loss is not None else ""
     )
+    part = f"steps {s.start_step}->{s.steps}" if s.start_step else f"steps {s.steps}"
     out.print(
-        f"steps {s.steps} ({s.epochs:.2f} epochs) over {s.samples} samples "
+        f"{part} ({s.epochs:.2f} epochs) over {s.samples} samples "
         f"({s.dropped_too_long} longer than max_length dropped){losses}; "
-        f"{s.tokens_seen} tokens in {s.runtime_s:.1f}s",
+        f"{s.run_tokens} tokens in {s.runtime_s:.1f}s",
         highlight=False,
     )
+    if s.train_loss is not None:
+        loss = f"train loss {s.train_loss:.4f}" + (" (whole run)" if s.start_step else "")
+    elif s.run_train_loss is not None:
+        loss = f"train loss {s.run_train_loss:.4f} (steps {s.start_step + 1}-{s.steps} only)"
+    else:
+        loss = "no steps trained"
     resumed = f", resumed from {s.resumed_from}" if s.resumed_from else ""
     summary(
-        f"SFT {'LoRA' if s.lora else 'full'}: {s.steps} steps, train loss {s.train_loss:.4f}, "
+        f"SFT {'LoRA' if s.lora else 'full'}: {s.steps} steps, {loss}, "
         f"{s.tokens_per_s:.0f} tokens/s{resumed} -> {s.output_dir}"
     )
 

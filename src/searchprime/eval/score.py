@@ -1,7 +1,9 @@
 """Score trajectories: EM, cover-EM, token F1 and optionally an LLM judge.
 
 Honest denominators: a trajectory without a final answer scores 0 on every metric, and a
-task of the tasks file that has no trajectory counts as one wrong attempt in the report.
+task of the tasks file that has no trajectory counts as one wrong attempt in the report. A
+``(task_id, attempt)`` written more than once is scored once, by its last record (a rerun's
+retry supersedes an earlier attempt); the report counts what was skipped.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from pydantic import BaseModel, Field
 from searchprime.errors import ConfigError
 from searchprime.eval.judge import LLMJudge
 from searchprime.eval.metrics import cover_em, exact_match, split_golds, token_f1
-from searchprime.records import Scores, Task, Trajectory, atomic_write_text, read_jsonl, write_jsonl
+from searchprime.records import (
+    ReadReport,
+    Scores,
+    Task,
+    Trajectory,
+    atomic_write_text,
+    read_jsonl,
+    read_latest,
+    write_jsonl,
+)
 
 __all__ = [
     "CORRECTNESS",
@@ -28,6 +39,7 @@ __all__ = [
     "load_task_file",
     "score_file",
     "score_one",
+    "score_trajectories",
 ]
 
 
@@ -56,6 +68,13 @@ class ScoreReport(BaseModel):
     judge: str | None = None
     judge_calls: int = 0
     judge_cache_hits: int = 0
+    skipped_truncated: int = Field(
+        default=0, description="Partial last lines skipped (the remains of a killed writer)."
+    )
+    skipped_duplicates: int = Field(
+        default=0,
+        description="Earlier records of a repeated (task_id, attempt) skipped; the last is scored.",
+    )
 
 
 def load_task_file(path: str | Path) -> list[Task]:
@@ -159,12 +178,25 @@ def score_file(
 
     Gold answers come from the trajectory itself, or from ``tasks`` when given (the tasks
     file wins, and also defines the denominator). ``out`` is written atomically; the report is
-    also written to ``<out>.summary.json``.
+    also written to ``<out>.summary.json``. The last record of each (task, attempt) is scored.
     """
-    trajs = list(read_jsonl(trajectories, Trajectory))
-    task_by_id: dict[str, Task] = {}
-    if tasks is not None:
-        task_by_id = {t.id: t for t in load_task_file(tasks)}
+    trajs, read = read_latest(trajectories, Trajectory)
+    task_list = load_task_file(tasks) if tasks is not None else None
+    return score_trajectories(trajs, out, tasks=task_list, judge=judge, on_done=on_done, read=read)
+
+
+def score_trajectories(
+    trajs: list[Trajectory],
+    out: str | Path,
+    *,
+    tasks: list[Task] | None = None,
+    judge: LLMJudge | None = None,
+    on_done: Callable[[int], None] | None = None,
+    read: ReadReport | None = None,
+) -> ScoreReport:
+    """Score already-read trajectories (see :func:`score_file`); ``read`` says where from."""
+    read = read or ReadReport()
+    task_by_id: dict[str, Task] = {t.id: t for t in tasks or []}
 
     def golds_of(traj: Trajectory) -> list[str]:
         task = task_by_id.get(traj.task_id)
@@ -188,7 +220,7 @@ def score_file(
     judged = judge is not None
     all_rows = [r for rows in groups.values() for r in rows]
     report = ScoreReport(
-        trajectories=str(trajectories),
+        trajectories=read.path,
         out=str(out),
         overall=_group(all_rows, len(missing), judged),
         by_source={
@@ -199,6 +231,8 @@ def score_file(
         judge=judge.name if judge else None,
         judge_calls=judge.caller.calls if judge else 0,
         judge_cache_hits=judge.caller.cache_hits if judge else 0,
+        skipped_truncated=read.truncated,
+        skipped_duplicates=read.duplicates,
     )
     summary_path = Path(str(out) + ".summary.json")
     atomic_write_text(summary_path, json.dumps(report.model_dump(), indent=2) + "\n")

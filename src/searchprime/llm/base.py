@@ -1,4 +1,10 @@
-"""The one interface every policy implements: an LLM server, a local model or a teacher."""
+"""The one interface every policy implements: an LLM server, a local model or a teacher.
+
+Besides the :class:`LLM` protocol a backend may define ``async def prepare(self) -> None``:
+a once-per-run check (look the model up, see that the endpoint answers) that the rollout runs
+before any task through :func:`prepare_backend`, so a dead endpoint stops the run at once
+instead of failing every task.
+"""
 
 from __future__ import annotations
 
@@ -64,6 +70,13 @@ class LLM(Protocol):
     async def aclose(self) -> None:
         """Release connections or models."""
         ...
+
+
+async def prepare_backend(backend: Any) -> None:
+    """Run ``backend.prepare()`` if the backend has one (errors propagate)."""
+    prepare = getattr(backend, "prepare", None)
+    if prepare is not None:
+        await prepare()
 
 
 def restore_stop(text: str, params: SamplingParams) -> str:

@@ -13,10 +13,16 @@ environment's proxy is looked up once per pool instead. The rarely used blocking
 (``count_tokens``, ``describe``) keep a small ``httpx.Client``.
 Failures that
 are worth retrying (HTTP 408/409/429/5xx, timeouts, connection errors) are retried with
-exponential backoff and full jitter, honouring ``Retry-After`` (seconds or an HTTP date). The
-API key is read from the environment variable named by ``api_key_env`` when the connection pool
-is created and is only ever sent as an ``Authorization: Bearer`` header: it never appears in
-:meth:`OpenAIChat.describe`, ``repr`` or error messages.
+exponential backoff and full jitter, honouring ``Retry-After`` (seconds or an HTTP date). A
+``200`` reply that cannot be used (not JSON, no ``choices``, a wrong shape) is retried the same
+way; when every attempt failed to connect the error is :class:`EndpointUnreachable`. The API
+key is read from the environment variable named by ``api_key_env`` when the connection pool is
+created, registered with :mod:`searchprime.secrets` and only ever sent as an
+``Authorization: Bearer`` header: it never appears in :meth:`OpenAIChat.describe`, ``repr`` or
+error messages (error texts are masked before they are cut, so no piece of it survives either).
+
+The model lookup (``GET /models``, when no model is named) happens once per client:
+:meth:`OpenAIChat.prepare` does it before a run, and a failed lookup is not repeated per task.
 
 Token counting (``count_tokens``) uses, in order: a Hugging Face tokenizer if one was given
 (see :mod:`searchprime.llm.tokens`); the server's own tokenizer (vLLM ``POST /tokenize`` with
@@ -47,11 +53,13 @@ import httpx
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
+from searchprime import secrets
 from searchprime.errors import ConfigError, LLMError
 from searchprime.llm.base import Completion, SamplingParams, restore_stop
 from searchprime.records import Message
+from searchprime.records.sanitize import format_error, one_line
 
-__all__ = ["OpenAIChat", "RETRY_STATUSES", "parse_retry_after"]
+__all__ = ["EndpointUnreachable", "OpenAIChat", "RETRY_STATUSES", "parse_retry_after"]
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 """HTTP statuses retried (plus every other 5xx)."""
@@ -60,15 +68,25 @@ CHARS_PER_TOKEN = 4
 """The documented last-resort token estimate: ceil(chars / 4) per message + 4 per message."""
 
 _EXCERPT_CHARS = 300
+_EXCERPT_SCAN = 65536  # bytes of an error body masked before the excerpt is cut from them
 _TOKEN_CACHE_SIZE = 4096
 
 _SYNC_COUNT_ERRORS = (httpx.HTTPError, ValueError, KeyError, TypeError, LLMError)
 _TIMEOUTS = (asyncio.TimeoutError, TimeoutError)  # the same class from Python 3.11 on
+# could not open a connection at all (refused, DNS, connect timeout): nothing is listening
+_CONNECT_ERRORS = (
+    aiohttp.ClientConnectorError,
+    getattr(aiohttp, "ConnectionTimeoutError", aiohttp.ClientConnectorError),
+)
 _ASYNC_COUNT_ERRORS = (aiohttp.ClientError, *_TIMEOUTS, ValueError, KeyError, TypeError, LLMError)
 
 
 def _dumps(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: send it \u-escaped, valid JSON all the same
+        return json.dumps(body, separators=(",", ":")).encode()
 
 
 async def _owned(session: aiohttp.ClientSession) -> AsyncIterator[None]:
@@ -109,13 +127,12 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - current)
 
 
-class _Retryable(Exception):
-    """One failed attempt that may be retried."""
+class EndpointUnreachable(LLMError):
+    """Every attempt to reach the endpoint failed to connect (nothing listening, DNS, ...)."""
 
-    def __init__(self, reason: str, retry_after: float | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
+
+class _BadReply(Exception):
+    """A 200 reply that cannot be used; the message says what is wrong, in words."""
 
 
 class OpenAIChat:
@@ -183,7 +200,11 @@ class OpenAIChat:
         self._model_lock: asyncio.Lock | None = None
         self._token_mode_lock: asyncio.Lock | None = None
         self._sync_client: httpx.Client | None = None
+        self._model_error: LLMError | None = None
+        self._lookup_done = False  # a model lookup was tried (it is never repeated)
+        self._prepared = False
         self.stats = {"requests": 0, "retries": 0, "failures": 0}
+        secrets.register_env(api_key_env)
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -202,19 +223,17 @@ class OpenAIChat:
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
         if self.api_key_env:
-            key = os.environ.get(self.api_key_env)
+            key = secrets.register_env(self.api_key_env)
             if not key:
                 raise LLMError(f"environment variable {self.api_key_env} is not set")
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
     def _scrub(self, text: str) -> str:
-        """Remove the API key from ``text`` (a server might echo it back)."""
+        """Mask the API key, and any 8+-character piece of it, in ``text`` (servers echo it)."""
         if self.api_key_env:
-            key = os.environ.get(self.api_key_env)
-            if key:
-                text = text.replace(key, "***")
-        return text
+            secrets.register_env(self.api_key_env)
+        return secrets.mask(text)
 
     def _timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.timeout_s, connect=min(10.0, self.timeout_s))
@@ -262,8 +281,9 @@ class OpenAIChat:
         return self._rng.uniform(0.0, cap)
 
     def _excerpt(self, raw: bytes) -> str:
-        text = " ".join(raw[: 4 * _EXCERPT_CHARS].decode("utf-8", errors="replace").split())
-        return self._scrub(text[:_EXCERPT_CHARS])
+        """The start of a reply body on one line, masked BEFORE it is cut."""
+        text = self._scrub(raw[:_EXCERPT_SCAN].decode("utf-8", errors="replace"))
+        return one_line(text, _EXCERPT_CHARS)
 
     async def _send(
         self, client: aiohttp.ClientSession, method: str, url: str, data: bytes | None
@@ -280,41 +300,83 @@ class OpenAIChat:
         ) as resp:
             return resp.status, await resp.read(), resp.headers.get("Retry-After")
 
-    async def _request(self, method: str, url: str, body: dict[str, Any] | None) -> tuple[Any, int]:
-        """Send with retries; return (decoded JSON body, retries used) or raise LLMError."""
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        body: dict[str, Any] | None,
+        parse: Any = None,
+    ) -> tuple[Any, int]:
+        """Send with retries; return (``parse(decoded JSON)`` or the JSON, retries used).
+
+        ``parse`` may raise :class:`_BadReply` for a reply it cannot use: that attempt is
+        retried like a 5xx. Raises :class:`EndpointUnreachable` when no attempt connected,
+        else :class:`LLMError`; every message is one line with the key masked.
+        """
         client = await self._session()
         data = None if body is None else _dumps(body)
         last = "no attempt made"
+        connect_failures = 0
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self.stats["retries"] += 1
+            wait: float | None = None  # the server's Retry-After, if it named one
             try:
                 status, raw, retry_after = await self._send(client, method, url, data)
+            except _CONNECT_ERRORS as exc:  # before _TIMEOUTS: a connect timeout is both
+                connect_failures += 1
+                last = f"cannot connect: {format_error(exc, 200)}"
             except _TIMEOUTS:  # aiohttp's sock_read / total timeouts
                 last = f"timed out after {self.timeout_s:g} s"
-                error = _Retryable(last)
-            except aiohttp.ClientError as exc:
-                last = f"connection error: {type(exc).__name__}: {self._scrub(str(exc))[:200]}"
-                error = _Retryable(last)
+            except aiohttp.ClientError as exc:  # dropped, truncated (payload) ...
+                last = f"connection error: {format_error(exc, 200)}"
             else:
-                if status < 400:
-                    try:
-                        return json.loads(raw), attempt
-                    except ValueError:
-                        last = f"HTTP {status}: response is not JSON: {self._excerpt(raw)}"
-                        error = _Retryable(last)
-                else:
+                if status >= 400:
                     last = f"HTTP {status}: {self._excerpt(raw)}"
                     if status not in RETRY_STATUSES and status < 500:
                         self.stats["failures"] += 1
-                        raise LLMError(f"{method} {url} failed: {last}")
-                    error = _Retryable(last, parse_retry_after(retry_after))
+                        raise LLMError(self._scrub(f"{method} {url} failed: {last}"))
+                    wait = parse_retry_after(retry_after)
+                else:
+                    try:
+                        decoded = json.loads(raw)
+                    except (ValueError, RecursionError):
+                        last = f"HTTP {status}: response is not JSON: {self._excerpt(raw)}"
+                    else:
+                        try:
+                            return (decoded if parse is None else parse(decoded)), attempt
+                        except _BadReply as exc:
+                            last = f"HTTP {status}: malformed reply ({exc}): {self._excerpt(raw)}"
             if attempt < self.max_retries:
-                await asyncio.sleep(self._backoff(attempt, error.retry_after))
+                await asyncio.sleep(self._backoff(attempt, wait))
         self.stats["failures"] += 1
-        raise LLMError(f"{method} {url} failed after {self.max_retries + 1} attempts: {last}")
+        attempts = self.max_retries + 1
+        message = self._scrub(f"{method} {url} failed after {attempts} attempts: {last}")
+        if connect_failures == attempts:
+            raise EndpointUnreachable(message)
+        raise LLMError(message)
 
     # ------------------------------------------------------------------ model discovery
+    async def prepare(self) -> None:
+        """Check the endpoint once before a run (the agent rollout calls this).
+
+        Looks the model up when none was named (raising :class:`LLMError` if it cannot be
+        found); with a named model, probes ``GET /models`` and raises only
+        :class:`EndpointUnreachable` (a server without ``/models`` may still chat).
+        """
+        if self._prepared:
+            return
+        if self.model is None:
+            await self._ensure_model()
+        else:
+            try:
+                await self._request("GET", f"{self.base_url}/models", None)
+            except EndpointUnreachable:
+                raise
+            except LLMError:
+                pass
+        self._prepared = True
+
     async def _ensure_model(self) -> str:
         if self.model is not None:
             return self.model
@@ -322,11 +384,23 @@ class OpenAIChat:
         assert self._model_lock is not None
         async with self._model_lock:
             if self.model is None:
-                data, _ = await self._request("GET", f"{self.base_url}/models", None)
-                self.model = _first_model_id(data, f"{self.base_url}/models")
+                if self._model_error is not None:  # looked up once per client, not per task
+                    raise type(self._model_error)(str(self._model_error))
+                where = f"{self.base_url}/models"
+                self._lookup_done = True
+                try:
+                    self.model, _ = await self._request(
+                        "GET", where, None, parse=lambda d: _first_model_id(d, where)
+                    )
+                except LLMError as exc:
+                    self._model_error = exc
+                    raise
         return self.model
 
     def _discover_model_sync(self) -> str | None:
+        if self._lookup_done:
+            return self.model
+        self._lookup_done = True
         try:
             response = self._sync().get(f"{self.base_url}/models")
             response.raise_for_status()
@@ -359,49 +433,11 @@ class OpenAIChat:
             self.stats["requests"] += 1
             start = time.perf_counter()
             url = f"{self.base_url}/chat/completions"
-            data, retries = await self._request("POST", url, body)
+            fields, retries = await self._request(
+                "POST", url, body, parse=lambda d: _reply_fields(d, params)
+            )
             latency = time.perf_counter() - start
-        return self._parse_completion(data, params, latency, retries)
-
-    def _parse_completion(
-        self, data: Any, params: SamplingParams, latency: float, retries: int
-    ) -> Completion:
-        try:
-            choice = data["choices"][0]
-            message = choice.get("message") or {}
-        except (KeyError, IndexError, TypeError):
-            raise LLMError(
-                f"{self.base_url}/chat/completions: unexpected response shape: "
-                f"{self._scrub(json.dumps(data)[:_EXCERPT_CHARS])}"
-            ) from None
-        text = message.get("content") or ""
-        reasoning = message.get("reasoning_content") or message.get("reasoning")
-        finish = choice.get("finish_reason") or "stop"
-        if finish == "stop":
-            matched = choice.get("stop_reason")  # vLLM names the stop string that matched
-            if isinstance(matched, str) and matched in params.stop:
-                if not text.rstrip().endswith(matched):
-                    text += matched
-            else:
-                text = restore_stop(text, params)
-        logprobs = None
-        lp = choice.get("logprobs")
-        if isinstance(lp, dict) and isinstance(lp.get("content"), list):
-            logprobs = [float(t.get("logprob", 0.0)) for t in lp["content"]]
-        usage = data.get("usage") or {}
-        meta: dict[str, Any] = {}
-        if retries:
-            meta["retries"] = retries
-        return Completion(
-            text=text,
-            reasoning=reasoning or None,
-            finish_reason=finish,
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
-            logprobs=logprobs,
-            latency_s=latency,
-            meta=meta,
-        )
+        return Completion(**fields, latency_s=latency, meta={"retries": retries} if retries else {})
 
     # ------------------------------------------------------------------ token counting
     def _sync(self) -> httpx.Client:
@@ -654,6 +690,73 @@ def _env_proxy(url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
 def estimate_tokens(payload: Sequence[dict[str, str]]) -> int:
     """The last-resort estimate: ``ceil(len(content) / 4) + 4`` per message, + 2 for the reply."""
     return sum(math.ceil(len(m["content"]) / CHARS_PER_TOKEN) + 4 for m in payload) + 2
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string"}.get(
+        type(value), f"a {type(value).__name__}"
+    )
+
+
+def _text(value: Any, where: str) -> str | None:
+    """A text field: a string, None, or a list of text parts (``[{"type": "text", ...}]``)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        parts = [p.get("text") if isinstance(p, dict) else p for p in value]
+        if all(isinstance(p, str) for p in parts):
+            return "".join(parts)
+    raise _BadReply(f"{where} is {_kind(value)}, not text")
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _reply_fields(data: Any, params: SamplingParams) -> dict[str, Any]:
+    """The :class:`Completion` fields of a chat reply; :class:`_BadReply` if it has none."""
+    if not isinstance(data, dict):
+        raise _BadReply(f"the reply is {_kind(data)}, not an object")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise _BadReply("no choices" if not choices else f"choices is {_kind(choices)}")
+    choice = choices[0]
+    if not isinstance(choice, dict):
+        raise _BadReply(f"choices[0] is {_kind(choice)}, not an object")
+    message = choice.get("message")
+    if message is None:
+        message = {"content": choice.get("text")}  # the legacy completions shape
+    if not isinstance(message, dict):
+        raise _BadReply(f"choices[0].message is {_kind(message)}, not an object")
+    text = _text(message.get("content"), "choices[0].message.content") or ""
+    reasoning = _text(
+        message.get("reasoning_content", message.get("reasoning")), "choices[0].message.reasoning"
+    )
+    finish = choice.get("finish_reason")
+    finish = finish if isinstance(finish, str) and finish else "stop"
+    if finish == "stop":
+        matched = choice.get("stop_reason")  # vLLM names the stop string that matched
+        if isinstance(matched, str) and matched in params.stop:
+            if not text.rstrip().endswith(matched):
+                text += matched
+        else:
+            text = restore_stop(text, params)
+    logprobs = None
+    lp = choice.get("logprobs")
+    if isinstance(lp, dict) and isinstance(lp.get("content"), list):
+        values = [t.get("logprob") if isinstance(t, dict) else None for t in lp["content"]]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            logprobs = [float(v) for v in values]
+    usage = data.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    return {
+        "text": text,
+        "reasoning": reasoning or None,
+        "finish_reason": finish,
+        "prompt_tokens": _count(usage.get("prompt_tokens")),
+        "completion_tokens": _count(usage.get("completion_tokens")),
+        "logprobs": logprobs,
+    }
 
 
 def _first_model_id(data: Any, where: str) -> str:

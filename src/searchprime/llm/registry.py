@@ -36,6 +36,10 @@ class LLMConfig(BaseModel):
     timeout_s: float = Field(default=120.0, gt=0, description="Per-request timeout, seconds.")
     max_retries: int = Field(default=5, ge=0, description="Retries on 429/5xx/timeouts.")
     concurrency: int = Field(default=32, ge=1, description="Most requests in flight at once.")
+    backoff_base_s: float = Field(
+        default=0.5, ge=0, description="Retry backoff: uniform(0, min(max, base * 2**retry)) s."
+    )
+    backoff_max_s: float = Field(default=30.0, ge=0, description="Longest wait between retries.")
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="Extra JSON merged into each request."
     )
@@ -83,6 +87,8 @@ def load_llm(cfg: LLMConfig | dict[str, Any]) -> LLM:
             concurrency=cfg.concurrency,
             tokenizer=cfg.tokenizer,
             extra_body=cfg.extra_body,
+            backoff_base_s=cfg.backoff_base_s,
+            backoff_max_s=cfg.backoff_max_s,
         )
     from searchprime.llm.local_hf import LocalHF
 

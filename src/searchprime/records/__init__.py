@@ -6,10 +6,12 @@ from searchprime.records.jsonl import (
     atomic_write_text,
     iter_json_lines,
     read_jsonl,
+    read_latest,
     repair_tail,
     validation_to_record_error,
     write_jsonl,
 )
+from searchprime.records.latest import ReadReport, latest_per_key
 from searchprime.records.search import SearchHit
 from searchprime.records.task import Task
 from searchprime.records.trajectory import (
@@ -32,6 +34,7 @@ __all__ = [
     "BehaviorLabels",
     "JsonlWriter",
     "Message",
+    "ReadReport",
     "Scores",
     "SearchHit",
     "Task",
@@ -40,7 +43,9 @@ __all__ = [
     "Turn",
     "atomic_write_text",
     "iter_json_lines",
+    "latest_per_key",
     "read_jsonl",
+    "read_latest",
     "repair_tail",
     "validation_to_record_error",
     "write_jsonl",

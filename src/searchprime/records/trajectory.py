@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from searchprime.records.behavior import BehaviorLabels
 from searchprime.records.search import SearchHit
@@ -85,7 +85,9 @@ class Trajectory(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    schema_version: int = Field(default=SCHEMA_VERSION)
+    schema_version: int = Field(
+        default=SCHEMA_VERSION, description="Record layout version, a positive integer."
+    )
     task_id: str
     attempt: int = Field(default=0, description="Attempt index for pass@k sampling.")
     question: str
@@ -107,21 +109,21 @@ class Trajectory(BaseModel):
     labels: BehaviorLabels | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
 
-    @model_validator(mode="before")
+    @field_validator("schema_version", mode="before")
     @classmethod
-    def _check_version(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            version = data.get("schema_version", SCHEMA_VERSION)
-            if not isinstance(version, int) or version > SCHEMA_VERSION:
-                raise ValueError(
-                    f"schema_version {version!r} is newer than this searchprime "
-                    f"understands ({SCHEMA_VERSION}); upgrade searchprime"
-                )
-        return data
+    def _check_version(cls, version: Any) -> Any:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ValueError(f"expected a positive integer, got {version!r}")
+        if version > SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {version} is newer than this searchprime "
+                f"understands ({SCHEMA_VERSION}); upgrade searchprime"
+            )
+        return version
 
     @property
     def key(self) -> tuple[str, int]:
-        """(task id, attempt): the identity used for resume and dedup."""
+        """(task id, attempt): the identity used for resume and dedup (the last record wins)."""
         return (self.task_id, self.attempt)
 
     @property

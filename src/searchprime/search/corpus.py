@@ -6,19 +6,20 @@
 
 Files may be JSONL, gzipped JSONL (``.gz``) or parquet. A malformed record raises
 :class:`~searchprime.errors.RecordError` as ``file:line: field: problem``; with
-``skip_bad=True`` it is skipped and counted in :attr:`CorpusReader.skipped`.
+``skip_bad=True`` it is skipped and counted in :attr:`CorpusReader.skipped`. A file that cannot
+be read at all (bad or truncated gzip, not parquet) always raises ``RecordError``.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from searchprime.errors import RecordError
+from searchprime.records._lines import LineReader, first_line, open_lines
 
 try:  # orjson is several times faster on 1M-line corpora; the stdlib works too
     import orjson as _orjson
@@ -121,7 +122,7 @@ def decode_line(raw: bytes, path: Any, line: int) -> Any:
     """Decode one JSONL line, raising RecordError on bad JSON or bad UTF-8."""
     try:
         return _loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError too
         msg = str(exc).splitlines()[0] if str(exc) else "invalid JSON"
         raise RecordError(path, line, "<json>", f"not valid JSON: {msg}") from None
 
@@ -131,23 +132,32 @@ def is_parquet(path: Path) -> bool:
     return path.suffix.lower() in (".parquet", ".pq")
 
 
-def open_binary(path: Path) -> IO[bytes]:
-    """Open a (possibly gzipped) JSONL file for binary line reading."""
-    if path.suffix == ".gz":
-        return gzip.open(path, "rb")
-    return path.open("rb")
+def open_binary(path: Path) -> LineReader:
+    """Open a (possibly gzipped) JSONL file for binary reading: ``read(n)`` or, iterated,
+    ``(line, raw)`` pairs; bad or truncated gzip raises a located :class:`RecordError`."""
+    return open_lines(path)
 
 
 def iter_parquet_rows(path: Path, batch_size: int = 8192) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(row_number, dict)`` from a parquet file, batch by batch (1-based rows)."""
+    """Yield ``(row_number, dict)`` from a parquet file, batch by batch (1-based rows).
+
+    A file that is not parquet, or whose data cannot be decoded, raises :class:`RecordError`
+    (located at the first row not read).
+    """
     from searchprime._lazy import require
 
+    pa = require("pyarrow", "core")
     pq = require("pyarrow.parquet", "core")
     row = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
-        for obj in batch.to_pylist():
-            row += 1
-            yield row, obj
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
+            for obj in batch.to_pylist():
+                row += 1
+                yield row, obj
+    except (pa.ArrowException, OSError) as exc:
+        raise RecordError(
+            path, row + 1 if row else None, "<parquet>", f"cannot read: {first_line(exc, path)}"
+        ) from None
 
 
 class CorpusReader:
@@ -189,7 +199,7 @@ class CorpusReader:
                 yield doc
             return
         with open_binary(self.path) as fh:
-            for line, raw in enumerate(fh, start=1):
+            for line, raw in fh:
                 if not raw.strip():
                     continue
                 try:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from searchprime import secrets
 from searchprime.errors import ConfigError, SearchError
 from searchprime.records import SearchHit
 from searchprime.search.corpus import _split_contents
@@ -95,6 +96,7 @@ class RetrieverClient:
         self.token_env = token_env
         self._headers = {}
         if token_env:
+            secrets.register_env(token_env)  # masked in every text written or printed
             token = os.environ.get(token_env)
             if not token:
                 raise ConfigError(f"token_env: environment variable {token_env} is not set")

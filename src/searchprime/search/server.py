@@ -8,8 +8,12 @@ Search-R1's ``{"id", "contents"}`` (``contents = '"Title"\\ntext'``) plus ``titl
 
 Concurrent requests are merged into one batched index call (:class:`MicroBatcher`), and the
 index runs in a worker thread, so the event loop only parses and serializes. An optional
-bearer token guards ``/retrieve``. :class:`BackgroundServer` runs the app with uvicorn in a
-thread (tests, benchmarks, notebooks); ``searchprime index serve`` runs it in the foreground.
+bearer token guards ``/retrieve``. :class:`ServerLimits` bounds what one request may cost —
+body size, queries, topk, queries × topk, response size — answering 413 (too large) or 422
+(topk over the cap) with ``{"detail", "limit", "max"}``. No ``/docs``, ``/redoc`` or
+``/openapi.json``: the contract is the one above, and they would answer without the token.
+:class:`BackgroundServer` runs the app with uvicorn in a thread (tests, benchmarks,
+notebooks); ``searchprime index serve`` runs it in the foreground.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from searchprime._lazy import require
 from searchprime.records import SearchHit
@@ -48,6 +52,7 @@ from starlette.routing import Route  # noqa: E402
 
 __all__ = [
     "BackgroundServer",
+    "ServerLimits",
     "app_from_env",
     "create_app",
     "hit_to_document",
@@ -55,15 +60,34 @@ __all__ = [
     "serve_index",
 ]
 
-MAX_QUERIES = 4096
-MAX_TOPK = 1000
+
+class ServerLimits(BaseModel):
+    """What one ``/retrieve`` request may ask for (answered 413/422 beyond)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_queries: int = Field(
+        default=4096, ge=1, description="Queries per request (Search-R1 sends a whole batch)."
+    )
+    max_topk: int = Field(default=100, ge=1, description="Largest topk (422 beyond).")
+    max_hits: int = Field(
+        default=100_000,
+        ge=1,
+        description="Largest queries x topk: refused before any search is run.",
+    )
+    max_response_bytes: int = Field(
+        default=64 * 2**20, ge=1024, description="Largest JSON response (413 beyond)."
+    )
+    max_request_bytes: int = Field(
+        default=16 * 2**20, ge=1024, description="Largest request body (413 beyond)."
+    )
 
 
 class RetrieveRequest(BaseModel):
     """Search-R1's request body."""
 
-    queries: list[str] = Field(max_length=MAX_QUERIES)
-    topk: int | None = Field(default=None, ge=1, le=MAX_TOPK)
+    queries: list[str]
+    topk: int | None = Field(default=None, ge=1)
     return_scores: bool = False
 
 
@@ -94,48 +118,118 @@ def _json(obj: Any, status: int = 200) -> Response:
     return Response(_dumps(obj), status_code=status, media_type="application/json")
 
 
-def create_app(
-    backend: SearchBackend, token: str | None = None, *, default_topk: int = 3
-) -> FastAPI:
-    """The FastAPI app serving ``backend``; requests need ``Authorization: Bearer token``
-    when ``token`` is set."""
-    app = FastAPI(title="searchprime retriever", version="1")
-    search = _search_fn(backend)
-    app.state.backend = backend
-    app.state.search = search
-    expected = f"Bearer {token}".encode() if token else None
-    schema = {"content": {"application/json": {"schema": RetrieveRequest.model_json_schema()}}}
+def _over(limit: str, cap: int, detail: str, status: int = 413) -> Response:
+    return _json({"detail": detail, "limit": limit, "max": cap}, status)
 
-    # The body is validated by pydantic's Rust JSON validator directly and the response is
-    # serialized with orjson: FastAPI's body and response machinery costs more per request
-    # than a BM25 query over 1M passages.
-    @app.post("/retrieve", openapi_extra={"requestBody": schema})
+
+async def _read_body(request: Request, cap: int) -> bytes | None:
+    """The request body, or ``None`` as soon as it passes ``cap`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > cap:
+            return None
+    return bytes(body)
+
+
+def _result_bytes(rows: list[list[Any]], cap: int) -> bytes | None:
+    """``{"result": rows}`` as JSON, or ``None`` as soon as it passes ``cap`` bytes."""
+    parts = [b'{"result":[']
+    size = len(parts[0]) + 2
+    for i, row in enumerate(rows):
+        part = _dumps(row)
+        size += len(part) + (1 if i else 0)
+        if size > cap:
+            return None
+        parts.append(b"," + part if i else part)
+    parts.append(b"]}")
+    return b"".join(parts)
+
+
+def create_app(
+    backend: SearchBackend,
+    token: str | None = None,
+    *,
+    default_topk: int = 3,
+    limits: ServerLimits | None = None,
+) -> FastAPI:
+    """The app serving ``backend``; requests need ``Authorization: Bearer token`` when
+    ``token`` is set, and stay within ``limits`` (defaults: :class:`ServerLimits`)."""
+    from searchprime.errors import ConfigError
+
+    lim = limits or ServerLimits()
+    if not 1 <= default_topk <= lim.max_topk:
+        raise ConfigError(
+            f"default topk {default_topk} must be within 1..{lim.max_topk} (max_topk)"
+        )
+    search = _search_fn(backend)
+    expected = f"Bearer {token}".encode() if token else None
+
+    # /retrieve is a plain Starlette route: the body is validated by pydantic's Rust JSON
+    # validator directly and the response serialized with orjson, because FastAPI's body,
+    # dependency and response machinery costs more CPU per request than a BM25 query over 1M
+    # passages.
     async def retrieve(request: Request) -> Response:
         if expected is not None:
             got = request.headers.get("authorization", "").encode()
             if not hmac.compare_digest(got, expected):
                 return _json({"detail": "missing or wrong bearer token"}, 401)
+        raw = await _read_body(request, lim.max_request_bytes)
+        if raw is None:
+            return _over(
+                "max_request_bytes",
+                lim.max_request_bytes,
+                f"request body over {lim.max_request_bytes} bytes",
+            )
         try:
-            req = RetrieveRequest.model_validate_json(await request.body())
+            req = RetrieveRequest.model_validate_json(raw)
         except ValidationError as exc:
             detail = [{k: e[k] for k in ("loc", "msg", "type")} for e in exc.errors()]
             return _json({"detail": detail}, 422)
         topk = req.topk or default_topk
+        n = len(req.queries)
+        if n > lim.max_queries:
+            return _over(
+                "max_queries",
+                lim.max_queries,
+                f"{n} queries in one request, over {lim.max_queries}: split the batch",
+            )
+        if topk > lim.max_topk:
+            return _over("max_topk", lim.max_topk, f"topk {topk} over {lim.max_topk}", 422)
+        if n * topk > lim.max_hits:
+            return _over(
+                "max_hits",
+                lim.max_hits,
+                f"{n} queries x topk {topk} = {n * topk} hits, over {lim.max_hits}: "
+                "split the batch or lower topk",
+            )
         try:
             hits = await search(req.queries, topk) if req.queries else []
         except Exception as exc:  # the backend failed: 503, the client may retry
-            return _json({"detail": f"search backend failed: {exc}"}, 503)
+            return _json({"detail": f"search backend failed: {type(exc).__name__}: {exc}"}, 503)
         if req.return_scores:
-            result = [
+            rows = [
                 [{"document": hit_to_document(h), "score": h.score} for h in row] for row in hits
             ]
         else:
-            result = [[hit_to_document(h) for h in row] for row in hits]
-        return _json({"result": result})
+            rows = [[hit_to_document(h) for h in row] for row in hits]
+        body = _result_bytes(rows, lim.max_response_bytes)
+        if body is None:
+            return _over(
+                "max_response_bytes",
+                lim.max_response_bytes,
+                f"the response would pass {lim.max_response_bytes} bytes: "
+                "split the batch or lower topk",
+            )
+        return Response(body, media_type="application/json")
 
-    # Serve /retrieve through a plain Starlette route placed first: FastAPI's per-request
-    # dependency solving costs as much CPU as a BM25 query; the FastAPI route above stays
-    # for the OpenAPI schema and is never reached.
+    # No /docs, /redoc, /openapi.json: they would answer without the token.
+    app = FastAPI(
+        title="searchprime retriever", version="1", docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.router.routes.insert(0, Route("/retrieve", retrieve, methods=["POST"]))
 
     @app.get("/health")
@@ -145,6 +239,9 @@ def create_app(
             out["describe"] = backend.describe()
         return out
 
+    app.state.backend = backend
+    app.state.search = search
+    app.state.limits = lim
     return app
 
 
@@ -204,11 +301,12 @@ def serve(
     token: str | None = None,
     *,
     default_topk: int = 3,
+    limits: ServerLimits | None = None,
     log_level: str = "info",
 ) -> None:
     """Serve ``backend`` in the foreground until interrupted."""
     uvicorn = require("uvicorn", "serve")
-    app = create_app(backend, token, default_topk=default_topk)
+    app = create_app(backend, token, default_topk=default_topk, limits=limits)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 
@@ -217,7 +315,7 @@ _ENV_CONFIG = "SEARCHPRIME_SERVE_CONFIG"
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for multi-process serving (``serve_index(workers=N)``): reads the
-    search config, token variable and default topk from ``$SEARCHPRIME_SERVE_CONFIG``."""
+    search config, token variable, default topk and limits from ``$SEARCHPRIME_SERVE_CONFIG``."""
     import os
 
     from searchprime.search.registry import SearchConfig, load_search
@@ -225,7 +323,8 @@ def app_from_env() -> FastAPI:
     spec = json.loads(os.environ[_ENV_CONFIG])
     token = os.environ.get(spec["token_env"]) if spec.get("token_env") else None
     backend = load_search(SearchConfig.model_validate(spec["search"]))
-    return create_app(backend, token, default_topk=spec["default_topk"])
+    limits = ServerLimits.model_validate(spec.get("limits") or {})
+    return create_app(backend, token, default_topk=spec["default_topk"], limits=limits)
 
 
 def serve_index(
@@ -236,6 +335,7 @@ def serve_index(
     *,
     default_topk: int = 3,
     workers: int = 1,
+    limits: ServerLimits | None = None,
     log_level: str = "info",
 ) -> None:
     """Serve the backend a :class:`~searchprime.search.registry.SearchConfig` names.
@@ -255,12 +355,26 @@ def serve_index(
         token = os.environ.get(token_env)
         if not token:
             raise ConfigError(f"--token-env: environment variable {token_env} is not set")
+    lim = limits or ServerLimits()
+    if not 1 <= default_topk <= lim.max_topk:  # before loading the index
+        raise ConfigError(f"--topk {default_topk} must be within 1..{lim.max_topk} (max_topk)")
     if workers <= 1:
         serve(
-            load_search(config), host, port, token, default_topk=default_topk, log_level=log_level
+            load_search(config),
+            host,
+            port,
+            token,
+            default_topk=default_topk,
+            limits=lim,
+            log_level=log_level,
         )
         return
-    spec = {"search": config.model_dump(), "token_env": token_env, "default_topk": default_topk}
+    spec = {
+        "search": config.model_dump(),
+        "token_env": token_env,
+        "default_topk": default_topk,
+        "limits": lim.model_dump(),
+    }
     os.environ[_ENV_CONFIG] = json.dumps(spec)
     uvicorn.run(
         "searchprime.search.server:app_from_env",

@@ -13,12 +13,14 @@ Layouts (``fmt``):
 * ``hfdisk`` - a dataset saved with ``save_to_disk``: ``hfdisk:<dir>[:split]``.
 
 Every malformed record raises :class:`RecordError` as ``file:line: field: problem``; for a
-JSON array the line is the line where the record starts.
+JSON array the line is the line where the record starts. So do files that cannot be read:
+bytes that are not UTF-8, bad or truncated gzip (``.jsonl.gz``), a file that is not parquet.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -29,6 +31,7 @@ from pydantic import ValidationError
 from searchprime._lazy import require
 from searchprime.errors import ConfigError, RecordError
 from searchprime.records import Task, iter_json_lines, validation_to_record_error
+from searchprime.records._lines import first_line, read_text
 
 __all__ = ["ANSWER_SPLIT", "TASK_FORMATS", "detect_format", "load_tasks", "record_to_task"]
 
@@ -195,7 +198,7 @@ def _iter_jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def _iter_json_array(path: str) -> Iterator[tuple[int, Any]]:
     """Yield ``(line, record)`` for each element of a JSON array, located by its start line."""
-    text = Path(path).read_text(encoding="utf-8-sig")
+    text = read_text(path)
     decoder = json.JSONDecoder()
     pos, line, counted = 0, 1, 0
     n = len(text)
@@ -228,6 +231,8 @@ def _iter_json_array(path: str) -> Iterator[tuple[int, Any]]:
             obj, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise RecordError(path, exc.lineno, "<json>", f"not valid JSON ({exc.msg})") from None
+        except (ValueError, RecursionError) as exc:  # an over-long integer, deep nesting
+            raise RecordError(path, start_line, "<json>", f"not valid JSON ({exc})") from None
         yield start_line, obj
         pos = skip(end)
         if pos < n and text[pos] == ",":
@@ -239,28 +244,33 @@ def _iter_json_array(path: str) -> Iterator[tuple[int, Any]]:
 
 
 def _iter_csv(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        dialect = "excel-tab" if path.lower().endswith(".tsv") else "excel"
-        reader = csv.DictReader(fh, dialect=dialect)
+    dialect = "excel-tab" if path.lower().endswith(".tsv") else "excel"
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""), dialect=dialect)
+    try:
         if reader.fieldnames is None:
             raise RecordError(path, 1, "<header>", "empty file (expected a header row)")
         if not any(k in reader.fieldnames for k in _QUESTION_KEYS):
             raise RecordError(path, 1, "question", "no question column in the header")
         for row in reader:
-            lineno = reader.line_num
-            if None in row:
-                raise RecordError(path, lineno, "<row>", "more cells than header columns")
-            obj: dict[str, Any] = {k: v for k, v in row.items() if v is not None}
-            for key in ("answers", "golden_answers"):
-                val = obj.get(key)
-                if isinstance(val, str) and val.lstrip().startswith("["):
-                    try:
-                        obj[key] = json.loads(val)
-                    except json.JSONDecodeError:
-                        raise RecordError(path, lineno, key, "not a valid JSON list") from None
-            if obj.get("id", None) == "":
-                obj.pop("id")
-            yield lineno, obj
+            yield reader.line_num, _csv_row(path, reader.line_num, row)
+    except csv.Error as exc:  # e.g. an over-long field; it fails before line_num counts it
+        raise RecordError(path, reader.line_num + 1, "<csv>", str(exc)) from None
+
+
+def _csv_row(path: str, lineno: int, row: dict[str | None, Any]) -> dict[str, Any]:
+    if None in row:
+        raise RecordError(path, lineno, "<row>", "more cells than header columns")
+    obj: dict[str, Any] = {k: v for k, v in row.items() if v is not None}
+    for key in ("answers", "golden_answers"):
+        val = obj.get(key)
+        if isinstance(val, str) and val.lstrip().startswith("["):
+            try:
+                obj[key] = json.loads(val)
+            except json.JSONDecodeError:
+                raise RecordError(path, lineno, key, "not a valid JSON list") from None
+    if obj.get("id", None) == "":
+        obj.pop("id")
+    return obj
 
 
 def _iter_rows(rows: Iterable[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -281,7 +291,9 @@ def _iter_parquet(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for a bad file
-        raise RecordError(path, None, "<parquet>", f"cannot read: {exc}") from None
+        raise RecordError(
+            path, None, "<parquet>", f"cannot read: {first_line(exc, path)}"
+        ) from None
     yield from _iter_rows(table.to_pylist())
 
 
@@ -303,13 +315,20 @@ def _iter_hf(spec: str) -> Iterator[tuple[int, dict[str, Any]]]:
         else:
             data = datasets.load_dataset(name, split=split)
     except FileNotFoundError as exc:
-        raise ConfigError(f"{spec}: dataset not found ({exc})") from None
-    except Exception as exc:  # datasets raises many kinds of errors for a bad name
-        raise ConfigError(f"{spec}: cannot load the dataset: {exc}") from None
+        raise ConfigError(f"{spec}: dataset not found ({first_line(exc)})") from None
+    except Exception as exc:  # datasets raises many kinds of errors for a bad name or file
+        if spec.startswith("hfdisk:"):  # a folder that is there but does not read: bad files
+            raise RecordError(name, None, "<dataset>", f"cannot load: {first_line(exc)}") from None
+        raise ConfigError(f"{spec}: cannot load the dataset: {first_line(exc)}") from None
     if isinstance(data, datasets.DatasetDict):
         if split is None:
             split = "test" if "test" in data else next(iter(data))
         if split not in data:
             raise ConfigError(f"{spec}: no split {split!r}; the dataset has {list(data)}")
         data = data[split]
-    yield from _iter_rows(data)
+    row = 0
+    try:
+        for row, obj in _iter_rows(data):
+            yield row, obj
+    except (OSError, ValueError) as exc:  # Arrow's read errors are these (ArrowInvalid, ...)
+        raise RecordError(name, row + 1, "<dataset>", f"cannot read: {first_line(exc)}") from None

@@ -27,6 +27,7 @@ __all__ = [
     "SMOLLM2_SYSTEM",
     "chatml_template",
     "default_tiny_texts",
+    "ensure_generation_template",
     "init_tiny",
     "prepare_smollm2",
 ]
@@ -191,3 +192,24 @@ def init_tiny(
     n_params = sum(p.numel() for p in model.parameters())
     _write_card(out, {"kind": "tiny", "parameters": n_params, "vocab_size": len(tok), "seed": seed})
     return out
+
+
+def ensure_generation_template(tok: Any) -> None:
+    """Give a ChatML tokenizer without ``{% generation %}`` an identically rendering one."""
+    from trl.chat_template_utils import has_generation_markers
+
+    current = tok.chat_template
+    if not current or has_generation_markers(current) or "<|im_start|>" not in current:
+        return  # TRL handles known templates (get_training_chat_template) or says why not
+    probe = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "a"},
+        {"role": "user", "content": "o"},
+        {"role": "assistant", "content": "b"},
+    ]
+    want = tok.apply_chat_template(probe, tokenize=False)
+    for system in (None, SMOLLM2_SYSTEM):
+        candidate = chatml_template(system)
+        if tok.apply_chat_template(probe, tokenize=False, chat_template=candidate) == want:
+            tok.chat_template = candidate
+            return

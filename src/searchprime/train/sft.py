@@ -20,6 +20,12 @@ attend to each other: refused.
 Configuration: :class:`SFTRunConfig` holds our few fields (model, data, output, LoRA, resume)
 and passes ``trl`` — any :class:`trl.SFTConfig` / ``TrainingArguments`` field — through
 unchanged, so nothing of TRL's is re-declared. Loaded from YAML by :func:`load_config`.
+
+Resuming: at start the output folder gets ``searchprime_sft_settings.json``, a fingerprint of
+everything that changes the result (data and model file digests, ``limit``, LoRA, every
+effective ``SFTConfig`` field but logging/saving/reporting ones). Rerunning the same command
+after a kill resumes from the last complete checkpoint; other settings are refused, naming the
+field; ``overwrite`` starts over (see :func:`searchprime.train.resume.plan_run`).
 """
 
 from __future__ import annotations
@@ -28,28 +34,35 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from searchprime._lazy import require
 from searchprime.errors import ConfigError, RecordError
 from searchprime.records import atomic_write_text, iter_json_lines
-from searchprime.train.resume import resume_checkpoint
+from searchprime.train.fingerprint import file_digest, model_digest
+from searchprime.train.resume import ResumePlan, plan_run
 
 __all__ = [
+    "SETTINGS_FILE",
     "SUMMARY_FILE",
     "LoraSettings",
     "SFTRunConfig",
     "SFTSummary",
     "build_trainer",
     "load_sft_rows",
+    "plan_sft",
     "run_sft",
+    "sft_settings",
     "train_sft",
+    "whole_run_loss",
 ]
 
 #: Written into the output folder at the end of a run.
 SUMMARY_FILE = "searchprime_sft.json"
+#: Written into the output folder at start: the fingerprint of the run's settings.
+SETTINGS_FILE = "searchprime_sft_settings.json"
 
 #: Our defaults for TRL/Trainer fields (any of them can be overridden through ``trl``).
 TRL_DEFAULTS: dict[str, Any] = {
@@ -90,8 +103,14 @@ class SFTRunConfig(BaseModel):
     data: str = Field(description="A `prime --format trl` folder, or its train.jsonl.")
     output_dir: str = Field(description="Output folder: final HF model + checkpoint-*/ folders.")
     lora: LoraSettings | None = Field(default=None, description="LoRA instead of full FT.")
-    resume: bool | str = Field(
-        default=False, description="True: from the last checkpoint in output_dir; or a path."
+    resume: Literal["auto"] | bool | str = Field(
+        default="auto",
+        description="'auto': resume a run of the same settings found in output_dir; True: "
+        "must resume (a longer max_steps/num_train_epochs is accepted); a checkpoint path; "
+        "False: never resume.",
+    )
+    overwrite: bool = Field(
+        default=False, description="Delete output_dir's checkpoints and records and start over."
     )
     limit: int | None = Field(default=None, ge=1, description="Use only the first N samples.")
     trl: dict[str, Any] = Field(
@@ -114,15 +133,24 @@ class SFTSummary(BaseModel):
     assistant_only_loss: bool
     lora: bool
     packing: bool
-    steps: int
+    steps: int = Field(description="Optimizer steps of the whole run.")
     epochs: float
-    first_loss: float | None
-    last_loss: float | None
-    train_loss: float | None
-    tokens_seen: int
-    runtime_s: float
-    tokens_per_s: float
+    first_loss: float | None = Field(description="First logged loss of the whole run.")
+    last_loss: float | None = Field(description="Last logged loss of the whole run.")
+    train_loss: float | None = Field(
+        description="Mean loss over every step of the whole run, resumed parts included "
+        "(None if a resumed part's log is incomplete; then see run_train_loss)."
+    )
+    tokens_seen: int = Field(description="Non-padding input tokens of the whole run.")
+    runtime_s: float = Field(description="Training time of this process.")
+    tokens_per_s: float = Field(description="run_tokens / runtime_s (this process only).")
     resumed_from: str | None
+    start_step: int = Field(default=0, description="Step this process started at.")
+    steps_run: int | None = Field(default=None, description="Steps this process ran.")
+    run_tokens: int | None = Field(default=None, description="Tokens this process trained on.")
+    run_train_loss: float | None = Field(
+        default=None, description="Mean loss over the steps this process ran."
+    )
 
 
 # --------------------------------------------------------------------------- data
@@ -226,29 +254,6 @@ def _sft_config(cfg: SFTRunConfig, assistant_only: bool) -> Any:
         raise ConfigError(f"trl: {exc}") from None
 
 
-def _ensure_generation_template(tok: Any) -> None:
-    """Give a ChatML tokenizer without ``{% generation %}`` an identically rendering one."""
-    from trl.chat_template_utils import has_generation_markers
-
-    from searchprime.train.models import SMOLLM2_SYSTEM, chatml_template
-
-    current = tok.chat_template
-    if not current or has_generation_markers(current) or "<|im_start|>" not in current:
-        return  # TRL handles known templates (get_training_chat_template) or says why not
-    probe = [
-        {"role": "user", "content": "q"},
-        {"role": "assistant", "content": "a"},
-        {"role": "user", "content": "o"},
-        {"role": "assistant", "content": "b"},
-    ]
-    want = tok.apply_chat_template(probe, tokenize=False)
-    for system in (None, SMOLLM2_SYSTEM):
-        candidate = chatml_template(system)
-        if tok.apply_chat_template(probe, tokenize=False, chat_template=candidate) == want:
-            tok.chat_template = candidate
-            return
-
-
 @dataclass
 class _Built:
     trainer: Any
@@ -295,7 +300,9 @@ def build_trainer(cfg: SFTRunConfig, callbacks: list | None = None) -> _Built:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"model: cannot load {cfg.model!r}: {exc}") from None
     if assistant_only:
-        _ensure_generation_template(tok)
+        from searchprime.train.models import ensure_generation_template
+
+        ensure_generation_template(tok)
     peft_config = None
     if cfg.lora is not None:
         peft = require("peft", "train")
@@ -340,15 +347,121 @@ def _save(built: _Built, cfg: SFTRunConfig) -> None:
     built.tokenizer.save_pretrained(out)
 
 
+#: SFTConfig fields that do not change the trained weights (logging, saving, reporting,
+#: devices and speed-only switches): left out of the settings fingerprint.
+_NOT_RESULT = (
+    "output_dir", "overwrite_output_dir", "logging_", "log_", "save_", "report_to", "run_name",
+    "project", "trackio_", "disable_tqdm", "push_to_hub", "hub_", "eval_", "per_device_eval_",
+    "prediction_loss_only", "include_", "batch_eval_metrics", "dataloader_num_workers",
+    "dataloader_pin_memory", "dataloader_persistent_workers", "dataloader_prefetch_factor",
+    "dataloader_multiprocessing_context", "ddp_timeout", "debug", "skip_memory_metrics",
+    "do_train", "do_eval", "do_predict", "resume_from_checkpoint", "local_rank", "use_cpu",
+    "enable_jit_checkpoint", "restore_callback_states_from_checkpoint",
+    "torch_empty_cache_steps", "activation_checkpointing", "gradient_checkpointing",
+    "activation_offloading", "torch_compile", "bf16_full_eval", "fp16_full_eval",
+    "dataset_num_proc",
+)  # fmt: skip
+#: Settings an explicit ``resume=True`` may change: the run's length.
+_LENGTH_KEYS = ("trl.max_steps", "trl.num_train_epochs")
+
+
+def sft_settings(cfg: SFTRunConfig) -> dict[str, Any]:
+    """The fingerprint of what changes a run's result (stored in :data:`SETTINGS_FILE`)."""
+    args = _sft_config(cfg, assistant_only=False).to_dict()
+    trl = {k: v for k, v in sorted(args.items()) if not k.startswith(_NOT_RESULT)}
+    trl.pop("assistant_only_loss")  # decided by the data, which is fingerprinted
+    return {
+        "version": 1,
+        "model": model_digest(cfg.model),
+        "data": file_digest(_resolve_data(cfg.data), full_up_to=2**40),
+        "limit": cfg.limit,
+        "lora": cfg.lora.model_dump() if cfg.lora is not None else None,
+        "trl": trl,
+    }
+
+
+def plan_sft(cfg: SFTRunConfig) -> ResumePlan:
+    """Check ``output_dir`` against ``cfg`` (resume, refuse, or start over) and store the
+    settings; see :func:`searchprime.train.resume.plan_run`."""
+    return plan_run(
+        cfg.output_dir,
+        sft_settings(cfg),
+        resume=cfg.resume,
+        overwrite=cfg.overwrite,
+        settings_file=SETTINGS_FILE,
+        finished_file=SUMMARY_FILE,
+        length_keys=_LENGTH_KEYS,
+    )
+
+
+def _log_at_saves() -> Any:
+    """A callback that logs the loss at every checkpoint, so that the log history stored in
+    a checkpoint covers every step up to it and a resumed run's whole-run loss is exact."""
+    transformers = require("transformers", "train")
+
+    class LogAtSaves(transformers.TrainerCallback):
+        def _force(self, control: Any) -> Any:
+            if control.should_save:
+                control.should_log = True
+            return control
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            return self._force(control)
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            return self._force(control)
+
+    return LogAtSaves()
+
+
+def whole_run_loss(
+    history: list[dict], start_step: int, run_loss: float | None, steps_run: int
+) -> float | None:
+    """Mean per-step loss over steps ``1..start_step+steps_run``.
+
+    Steps before ``start_step`` come from the logged losses (each the mean over the steps
+    since the previous log); ``None`` when those logs do not reach ``start_step``.
+    """
+    total, prev = 0.0, 0
+    for h in history:
+        if "loss" in h and h["step"] <= start_step:
+            total += h["loss"] * (h["step"] - prev)
+            prev = h["step"]
+    if prev != start_step:
+        return None
+    steps = start_step + steps_run
+    if steps == 0:
+        return None
+    return (total + (run_loss or 0.0) * steps_run) / steps
+
+
 def train_sft(cfg: SFTRunConfig, callbacks: list | None = None) -> Path:
     """Train; return the output folder (final HF model + ``searchprime_sft.json``)."""
     return Path(run_sft(cfg, callbacks).output_dir)
 
 
-def run_sft(cfg: SFTRunConfig, callbacks: list | None = None) -> SFTSummary:
-    """Train, save the final model (HF folder) into ``output_dir``, write and return the summary."""
-    resume = resume_checkpoint(cfg.resume, cfg.output_dir)
-    built = build_trainer(cfg, callbacks)
+def _state_at(checkpoint: str | None) -> dict[str, Any]:
+    if checkpoint is None:
+        return {}
+    return json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+
+
+def run_sft(
+    cfg: SFTRunConfig, callbacks: list | None = None, plan: ResumePlan | None = None
+) -> SFTSummary:
+    """Train (resuming per :func:`plan_sft`, or ``plan`` when given), save the final model
+    (HF folder) into ``output_dir``, write and return the summary.
+
+    A folder that already holds the finished run of these settings is not trained again:
+    its stored summary is returned.
+    """
+    plan = plan or plan_sft(cfg)
+    out = Path(cfg.output_dir)
+    if plan.finished:
+        return SFTSummary.model_validate_json((out / SUMMARY_FILE).read_text(encoding="utf-8"))
+    resume = plan.checkpoint
+    before = _state_at(resume)
+    built = build_trainer(cfg, [*(callbacks or []), _log_at_saves()])
     start = time.perf_counter()
     result = built.trainer.train(resume_from_checkpoint=resume)
     runtime = time.perf_counter() - start
@@ -356,6 +469,10 @@ def run_sft(cfg: SFTRunConfig, callbacks: list | None = None) -> SFTSummary:
     state = built.trainer.state
     losses = [h["loss"] for h in state.log_history if "loss" in h]
     tokens = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+    start_step = int(before.get("global_step", 0))
+    steps_run = state.global_step - start_step
+    run_tokens = tokens - int(before.get("num_input_tokens_seen", 0) or 0)
+    run_loss = result.training_loss if steps_run > 0 else None
     summary = SFTSummary(
         output_dir=cfg.output_dir,
         base_model=cfg.model,
@@ -369,13 +486,16 @@ def run_sft(cfg: SFTRunConfig, callbacks: list | None = None) -> SFTSummary:
         epochs=float(state.epoch or 0.0),
         first_loss=losses[0] if losses else None,
         last_loss=losses[-1] if losses else None,
-        train_loss=result.training_loss,
+        train_loss=whole_run_loss(state.log_history, start_step, run_loss, steps_run),
         tokens_seen=tokens,
         runtime_s=runtime,
-        tokens_per_s=tokens / runtime if runtime > 0 else 0.0,
+        tokens_per_s=run_tokens / runtime if runtime > 0 else 0.0,
         resumed_from=resume,
+        start_step=start_step,
+        steps_run=steps_run,
+        run_tokens=run_tokens,
+        run_train_loss=run_loss,
     )
-    out = Path(cfg.output_dir)
     atomic_write_text(out / SUMMARY_FILE, summary.model_dump_json(indent=2) + "\n")
     card = {"kind": "sft", "base_model": cfg.model, "data": summary.data, "lora": summary.lora}
     atomic_write_text(out / "searchprime_model.json", json.dumps(card, indent=2) + "\n")
