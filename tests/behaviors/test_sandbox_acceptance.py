@@ -18,9 +18,10 @@ def test_stats_on_2000_sandbox_trajectories(tmp_path) -> None:
     from searchprime.agent.rollout import run_rollout
     from searchprime.behaviors.agreement import agreement_file
     from searchprime.behaviors.annotate import RulesAnnotator, annotate_file
-    from searchprime.behaviors.stats import compute_stats, plot_stats
+    from searchprime.behaviors.stats import compute_stats
     from searchprime.eval.score import score_file
     from searchprime.records import Task, read_jsonl
+    from searchprime.report.plots import plot_behavior_stats
     from searchprime.search.bm25 import BM25Search, build_bm25_index
     from searchprime.world import Teacher, WorldConfig, build_world, load_world
 
@@ -52,7 +53,7 @@ def test_stats_on_2000_sandbox_trajectories(tmp_path) -> None:
         b = run.behaviors[name]
         assert b.present > 0
         assert b.rate_correct > b.rate_incorrect, name  # the study's pattern
-    paths = plot_stats(compute_stats([scored], group_by="policy.name"), tmp_path / "plots")
+    paths = plot_behavior_stats(compute_stats([scored], group_by="policy.name"), tmp_path / "plots")
     assert all(p.stat().st_size > 10_000 for p in paths)
 
     report = agreement_file(scored)

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from searchprime.behaviors.stats import compute_stats, pearson, plot_stats
+from searchprime.behaviors.stats import compute_stats, pearson
 from searchprime.records import BEHAVIORS, write_jsonl
+from searchprime.report.plots import plot_behavior_stats
 
 IV, AE, AS, ER = BEHAVIORS
 
@@ -78,7 +79,7 @@ def test_all_four_and_comparison_across_runs(tmp_path, traj_factory) -> None:
     assert primed.all_rate_correct == 1.0 and primed.all_rate_incorrect == 1.0
     assert base.all_rate == 0.0 and base.behaviors[IV].rate == pytest.approx(0.5)
     assert base.accuracy == pytest.approx(0.2)
-    paths = plot_stats(report, tmp_path / "plots")
+    paths = plot_behavior_stats(report, tmp_path / "plots")
     assert [p.name for p in paths] == ["rates_by_run.png", "behavior_vs_accuracy.png"]
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000

@@ -7,7 +7,7 @@ imported lazily by :class:`~searchprime.behaviors.annotate.RulesAnnotator`.
 from searchprime.behaviors.agreement import AgreementReport, agreement, agreement_file
 from searchprime.behaviors.annotate import LLMAnnotator, RulesAnnotator, annotate_file
 from searchprime.behaviors.discover import DiscoverConfig, discover, discover_files
-from searchprime.behaviors.stats import StatsReport, compute_stats, plot_stats
+from searchprime.behaviors.stats import StatsReport, compute_stats
 from searchprime.behaviors.taxonomy import DEFAULT_TAXONOMY, BehaviorDef, Taxonomy, load_taxonomy
 
 __all__ = [
@@ -26,5 +26,4 @@ __all__ = [
     "discover",
     "discover_files",
     "load_taxonomy",
-    "plot_stats",
 ]

@@ -27,7 +27,6 @@ __all__ = [
     "compute_stats",
     "field_value",
     "pearson",
-    "plot_stats",
 ]
 
 
@@ -206,61 +205,3 @@ def compute_stats(
         for ts, label in zip(runs_trajs, labels, strict=True)
     ]
     return StatsReport(behaviors=list(behaviors), runs=runs, correctness=correctness)
-
-
-def plot_stats(report: StatsReport, out_dir: str | Path) -> list[Path]:
-    """Write ``rates_by_run.png`` and ``behavior_vs_accuracy.png``; return their paths."""
-    from searchprime._lazy import require
-
-    matplotlib = require("matplotlib", "plots")
-    matplotlib.use("Agg")
-    plt = require("matplotlib.pyplot", "plots")
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    names = report.behaviors + ["all"]
-    width = 0.8 / max(1, len(report.runs))
-    paths = []
-
-    fig, ax = plt.subplots(figsize=(1.6 * len(names) + 2, 4))
-    for i, run in enumerate(report.runs):
-        rates = [run.behaviors[b].rate for b in report.behaviors] + [run.all_rate or 0.0]
-        xs = [j + i * width for j in range(len(names))]
-        ax.bar(xs, rates, width=width, label=f"{run.run} (n={run.n})")
-    ax.set_xticks([j + width * (len(report.runs) - 1) / 2 for j in range(len(names))])
-    ax.set_xticklabels([n.replace("_", "\n") for n in names], fontsize=8)
-    ax.set_ylabel("share of trajectories")
-    ax.set_ylim(0, 1)
-    ax.set_title("Behavior rates by run")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(out_dir / "rates_by_run.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
-
-    ncols = min(3, len(report.runs))
-    nrows = -(-len(report.runs) // ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(1.5 * len(names) * ncols + 1, 3.6 * nrows), squeeze=False
-    )
-    for ax in axes.flat[len(report.runs) :]:
-        ax.set_visible(False)
-    for ax, run in zip(axes.flat, report.runs, strict=False):
-        corr = [run.behaviors[b].rate_correct or 0.0 for b in report.behaviors]
-        inc = [run.behaviors[b].rate_incorrect or 0.0 for b in report.behaviors]
-        corr.append(run.all_rate_correct or 0.0)
-        inc.append(run.all_rate_incorrect or 0.0)
-        xs = list(range(len(names)))
-        ax.bar([x - 0.2 for x in xs], corr, width=0.4, label=f"correct (n={run.n_correct})")
-        ax.bar([x + 0.2 for x in xs], inc, width=0.4, label=f"incorrect (n={run.n_incorrect})")
-        ax.set_xticks(xs)
-        ax.set_xticklabels([n.replace("_", "\n") for n in names], fontsize=8)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel("share showing the behavior")
-        ax.set_title(f"{run.run}: behavior vs accuracy")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(out_dir / "behavior_vs_accuracy.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
-    return paths

@@ -97,8 +97,11 @@ def annotate_cmd(
     """Label each trajectory with behaviors; reruns skip trajectories already labelled."""
     from searchprime.behaviors.annotate import LLMAnnotator, RulesAnnotator, annotate_file
     from searchprime.behaviors.taxonomy import load_taxonomy
-    from searchprime.records import iter_json_lines
+    from searchprime.records import iter_json_lines, latest_per_key
 
+    # checks the file before a judge is contacted; a repeated key is annotated once (its last)
+    records = ((n, obj) for n, obj in iter_json_lines(trajectories) if obj)
+    total = len(latest_per_key(records, lambda o: (o.get("task_id"), o.get("attempt", 0)))[0])
     llm = None
     if judge == "rules":
         if world is None:
@@ -115,7 +118,6 @@ def annotate_cmd(
         )
     else:
         raise ConfigError(f"--judge: expected 'llm' or 'rules', got {judge!r}")
-    total = sum(1 for _ in iter_json_lines(trajectories))
     if limit is not None:
         total = min(total, limit)
     try:
@@ -152,9 +154,10 @@ def stats_cmd(
     ),
 ) -> None:
     """Per-behavior rates overall / among correct / among incorrect, and links to accuracy."""
-    from searchprime.behaviors.stats import compute_stats, plot_stats
+    from searchprime.behaviors.stats import compute_stats
     from searchprime.behaviors.taxonomy import load_taxonomy
     from searchprime.records import atomic_write_text
+    from searchprime.report.plots import plot_behavior_stats
 
     if names and len(names) != len(files):
         raise ConfigError(f"--name: {len(names)} names for {len(files)} files")
@@ -199,7 +202,7 @@ def stats_cmd(
     written = ""
     if out_dir is not None:
         atomic_write_text(out_dir / "stats.json", report.model_dump_json(indent=2) + "\n")
-        paths = plot_stats(report, out_dir)
+        paths = plot_behavior_stats(report, out_dir)
         written = f"; wrote stats.json and {len(paths)} plots to {out_dir}"
     summary(
         f"stats over {len(report.runs)} run(s), {sum(r.n for r in report.runs)} labelled{written}"

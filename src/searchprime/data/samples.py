@@ -104,13 +104,17 @@ def _observation_after(traj: Trajectory, prev: Turn, turn: Turn) -> list[Message
     return rest
 
 
-def trajectory_samples(traj: Trajectory) -> list[Sample]:
-    """One sample per chained segment of valid turns, observations between the outputs."""
+def trajectory_samples(traj: Trajectory, *, include_invalid: bool = False) -> list[Sample]:
+    """One sample per chained segment of valid turns, observations between the outputs.
+
+    ``include_invalid`` keeps invalid-format turns in their segment (for measuring what the
+    policy generated, e.g. its entropy, rather than what to train).
+    """
     segments: list[Sample] = []
     current: Sample | None = None
     prev: Turn | None = None
     for turn in traj.turns:
-        if turn.action.kind == "invalid":
+        if turn.action.kind == "invalid" and not include_invalid:
             current, prev = None, None
             continue
         obs = _observation_after(traj, prev, turn) if current is not None and prev else None

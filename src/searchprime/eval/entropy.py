@@ -1,0 +1,277 @@
+"""Policy entropy: the mean per-token entropy of a model over its own generated tokens.
+
+Teacher-forced: each trajectory is rendered exactly as SFT renders it
+(:func:`~searchprime.data.samples.trajectory_samples`: one sequence per chained segment,
+observations between the outputs) and tokenized with the chat template's assistant mask, as
+TRL's ``SFTTrainer`` does with ``completion_only_loss`` and ``assistant_only_loss``. The tokens
+that count are every turn's output and its end-of-turn token (invalid-format turns included:
+the policy generated them); the prompt, observations and reminders never count.
+
+At every counted position t the entropy is H_t = -sum_v p(v | x_<t) log p(v | x_<t), with
+p = softmax(logits / temperature). Reported: the token-weighted mean over all counted tokens,
+the same per turn number (1 = the first model call), and per trajectory (for CIs over tasks).
+Sequences are padded on the right into batches of at most ``max_batch_tokens`` tokens (the
+attention mask keeps padding out; the logits take max_batch_tokens x vocabulary floats, 0.8 GB
+for SmolLM2 at the default); a segment longer than ``max_length`` is skipped and counted.
+
+Needs the ``train`` extra (torch, transformers, trl); imported lazily.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from searchprime._lazy import require
+from searchprime.errors import ConfigError
+from searchprime.records import Trajectory
+
+__all__ = [
+    "EntropyReport",
+    "TokenEntropy",
+    "TrajectoryEntropy",
+    "encode_trajectory",
+    "load_policy",
+    "policy_entropy",
+]
+
+
+class TokenEntropy(BaseModel):
+    """A token-weighted mean entropy (nats) and how many tokens it averages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mean: float | None = Field(description="Mean entropy in nats; None without tokens.")
+    tokens: int
+
+
+class TrajectoryEntropy(TokenEntropy):
+    """The mean entropy over one trajectory's counted tokens."""
+
+    task_id: str
+    attempt: int
+
+
+class EntropyReport(BaseModel):
+    """Policy entropy over a set of trajectories."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    temperature: float
+    overall: TokenEntropy
+    by_turn: dict[int, TokenEntropy] = Field(description="Turn number (from 1) -> entropy.")
+    per_trajectory: list[TrajectoryEntropy] = Field(description="In input order.")
+    sequences: int = Field(description="Token sequences (trajectory segments) evaluated.")
+    skipped_too_long: int = Field(description="Segments over max_length tokens, left out.")
+
+
+@dataclass
+class _Seq:
+    """One tokenized segment: ``turn_of[p]`` is the turn number of token p, 0 = not counted."""
+
+    traj: int
+    ids: list[int]
+    turn_of: list[int]
+
+
+def _training_template(tokenizer: Any) -> None:
+    """Make sure the chat template marks assistant content (as ``train sft`` does)."""
+    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
+
+    from searchprime.train.models import ensure_generation_template
+
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(f"{tokenizer.name_or_path}: tokenizer has no chat template")
+    ensure_generation_template(tokenizer)
+    if not has_generation_markers(tokenizer.chat_template):
+        patched = get_training_chat_template(tokenizer)
+        if patched is None or not has_generation_markers(patched):
+            raise ConfigError(
+                f"{tokenizer.name_or_path}: the chat template has no {{% generation %}} markers, "
+                "so the policy's tokens cannot be told from the observations"
+            )
+        tokenizer.chat_template = patched
+
+
+def encode_trajectory(tokenizer: Any, traj: Trajectory) -> list[tuple[list[int], list[int]]]:
+    """``(ids, turn_of)`` per segment of ``traj``; ``turn_of`` is 0 off the policy's tokens.
+
+    The tokenizer's chat template must carry ``{% generation %}`` markers (see
+    :func:`policy_entropy`, which ensures it).
+    """
+    from trl.data_utils import common_prefix_length
+
+    from searchprime.data.samples import trajectory_samples
+    from searchprime.llm.tokens import chat_dicts
+
+    out = []
+    # every turn the policy generated counts, invalid-format ones included
+    for sample in trajectory_samples(traj, include_invalid=True):
+        prompt = chat_dicts(sample.prompt)
+        prompt_ids = tokenizer.apply_chat_template(
+            prompt, tokenize=True, add_generation_prompt=True, return_dict=True
+        )["input_ids"]
+        full = tokenizer.apply_chat_template(
+            prompt + chat_dicts(sample.completion),
+            tokenize=True,
+            return_dict=True,
+            return_assistant_tokens_mask=True,
+        )
+        ids, mask = list(full["input_ids"]), list(full["assistant_masks"])
+        start = common_prefix_length(prompt_ids, ids)
+        turn_of = [0] * len(ids)
+        span = -1
+        for p in range(start, len(ids)):
+            if mask[p] and (p == start or not mask[p - 1]):
+                span += 1
+            if mask[p] and span < len(sample.turns):
+                turn_of[p] = sample.turns[span] + 1
+        if span + 1 != len(sample.turns):
+            raise ConfigError(
+                f"trajectory {traj.task_id}#{traj.attempt}: the chat template marks {span + 1} "
+                f"assistant spans for {len(sample.turns)} outputs of sample {sample.id}"
+            )
+        out.append((ids, turn_of))
+    return out
+
+
+def load_policy(
+    path: str | os.PathLike[str], device: str | None = None, dtype: str = "auto"
+) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` of a Hugging Face checkpoint folder, in eval mode on ``device``
+    (default: CUDA when available, else CPU)."""
+    torch = require("torch", "train")
+    transformers = require("transformers", "train")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        tok = transformers.AutoTokenizer.from_pretrained(path)
+        model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"model: cannot load {os.fspath(path)!r}: {exc}") from None
+    return model.to(device).eval(), tok
+
+
+def _batches(seqs: list[_Seq], max_batch_tokens: int) -> list[list[_Seq]]:
+    """Longest first; each batch's padded size (rows x longest) within the budget."""
+    out: list[list[_Seq]] = []
+    for s in sorted(seqs, key=lambda s: -len(s.ids)):
+        if out and (len(out[-1]) + 1) * len(out[-1][0].ids) <= max_batch_tokens:
+            out[-1].append(s)
+        else:
+            out.append([s])
+    return out
+
+
+def _entropies(model: Any, batch: list[_Seq], temperature: float, pad_id: int, chunk: int):
+    """Per sequence: (entropy of each counted token, its turn number)."""
+    torch = require("torch", "train")
+    device = next(model.parameters()).device
+    width = max(len(s.ids) for s in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(batch), width), dtype=torch.long)
+    for r, s in enumerate(batch):
+        ids[r, : len(s.ids)] = torch.tensor(s.ids)
+        attn[r, : len(s.ids)] = 1
+    with torch.inference_mode():
+        logits = model(input_ids=ids.to(device), attention_mask=attn.to(device)).logits
+        out = []
+        for r, s in enumerate(batch):
+            turn_of = torch.tensor(s.turn_of)
+            pos = torch.nonzero(turn_of).squeeze(-1)
+            values = []
+            for i in range(0, len(pos), chunk):
+                at = pos[i : i + chunk].to(device)
+                z = logits[r, at - 1].float() / temperature  # logits at t-1 predict token t
+                logp = torch.log_softmax(z, dim=-1)
+                values.append(-(logp.exp() * logp).sum(-1).double().cpu())
+            ent = torch.cat(values) if values else torch.zeros(0, dtype=torch.float64)
+            out.append((ent, turn_of[pos]))
+    return out
+
+
+def policy_entropy(
+    model: str | os.PathLike[str] | Any,
+    trajs: Iterable[Trajectory],
+    *,
+    tokenizer: Any | None = None,
+    device: str | None = None,
+    temperature: float = 1.0,
+    max_batch_tokens: int = 4096,
+    max_length: int | None = None,
+    chunk: int = 1024,
+) -> EntropyReport:
+    """Mean per-token entropy of ``model`` over the policy tokens of ``trajs``.
+
+    ``model``: a checkpoint folder (loaded with :func:`load_policy` on ``device``), or a loaded
+    ``transformers`` causal LM with its ``tokenizer`` (used on the device it is on).
+    ``temperature``: the sampling temperature the entropy is taken at. ``max_length``: longest
+    segment evaluated (default: the model's ``max_position_embeddings``). ``chunk``: positions
+    whose full-vocabulary softmax is formed at once.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if isinstance(model, (str, os.PathLike)):
+        name = os.fspath(model)
+        model, loaded_tok = load_policy(model, device)
+        tokenizer = tokenizer or loaded_tok
+    else:
+        name = str(getattr(model.config, "name_or_path", "") or type(model).__name__)
+        if tokenizer is None:
+            raise ValueError("a loaded model needs its tokenizer")
+    _training_template(tokenizer)
+    trajs = list(trajs)
+    limit = max_length or getattr(model.config, "max_position_embeddings", None)
+    seqs: list[_Seq] = []
+    skipped = 0
+    for i, traj in enumerate(trajs):
+        for ids, turn_of in encode_trajectory(tokenizer, traj):
+            if limit is not None and len(ids) > limit:
+                skipped += 1
+            elif any(turn_of):
+                seqs.append(_Seq(i, ids, turn_of))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    sums: dict[int, float] = defaultdict(float)
+    counts: dict[int, int] = defaultdict(int)
+    turn_sums: dict[int, float] = defaultdict(float)
+    turn_counts: dict[int, int] = defaultdict(int)
+    for batch in _batches(seqs, max_batch_tokens):
+        for s, (ent, turns) in zip(
+            batch, _entropies(model, batch, temperature, pad_id, chunk), strict=True
+        ):
+            sums[s.traj] += float(ent.sum())
+            counts[s.traj] += len(ent)
+            for turn in turns.unique().tolist():
+                sel = ent[turns == turn]
+                turn_sums[turn] += float(sel.sum())
+                turn_counts[turn] += len(sel)
+
+    def mean(total: float, n: int) -> float | None:
+        return total / n if n else None
+
+    tokens = sum(counts.values())
+    return EntropyReport(
+        model=name,
+        temperature=temperature,
+        overall=TokenEntropy(mean=mean(sum(sums.values()), tokens), tokens=tokens),
+        by_turn={
+            t: TokenEntropy(mean=mean(turn_sums[t], turn_counts[t]), tokens=turn_counts[t])
+            for t in sorted(turn_counts)
+        },
+        per_trajectory=[
+            TrajectoryEntropy(
+                task_id=t.task_id,
+                attempt=t.attempt,
+                mean=mean(sums[i], counts[i]),
+                tokens=counts[i],
+            )
+            for i, t in enumerate(trajs)
+        ],
+        sequences=len(seqs),
+        skipped_too_long=skipped,
+    )

@@ -1,0 +1,114 @@
+"""The report model: everything one HTML report shows, loaded from a run folder or files.
+
+Numbers are :class:`Value` (a point estimate with an optional CI and seed sd), so a number
+with and without its uncertainty reads the same way. Optional sections (pass@k, entropy,
+test-time scaling, paired comparisons, RL steps) are empty when the run did not measure them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from searchprime.records import BEHAVIORS
+from searchprime.report.trajview import TrajView
+
+__all__ = [
+    "ArmSummary",
+    "Comparison",
+    "Report",
+    "ScalingPoint",
+    "Value",
+]
+
+
+class Value(BaseModel):
+    """A number with its uncertainty, when known."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mean: float
+    lo: float | None = Field(default=None, description="Lower end of the 95% CI.")
+    hi: float | None = Field(default=None, description="Upper end of the 95% CI.")
+    sd: float | None = Field(default=None, description="Standard deviation across seeds.")
+    n: int | None = Field(default=None, description="Units behind the number (tasks, seeds).")
+
+    @property
+    def has_ci(self) -> bool:
+        return self.lo is not None and self.hi is not None
+
+
+class ScalingPoint(BaseModel):
+    """Accuracy at one turn budget (test-time scaling)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    turns: int = Field(description="Turn budget.")
+    em: Value | None = None
+    pass_at_k: dict[int, Value] = Field(default_factory=dict)
+
+
+class ArmSummary(BaseModel):
+    """One model's headline numbers (one ``report.json`` arm, or one trajectories file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    n: int = Field(description="Trajectories evaluated.")
+    em: Value | None = None
+    f1: Value | None = None
+    valid_turns: Value | None = None
+    answered: Value | None = None
+    turns: Value | None = None
+    searches: Value | None = None
+    pass_at_k: dict[int, Value] = Field(default_factory=dict, description="k -> pass@k.")
+    avg_at_k: dict[int, Value] = Field(default_factory=dict, description="k -> avg@k.")
+    maj_at_k: dict[int, Value] = Field(default_factory=dict, description="k -> maj@k.")
+    entropy: Value | None = Field(default=None, description="Mean per-token policy entropy.")
+    entropy_by_turn: list[float] = Field(default_factory=list, description="Per turn position.")
+    scaling: list[ScalingPoint] = Field(default_factory=list, description="By turn budget.")
+    behavior: dict[str, Value] = Field(default_factory=dict, description="Rate overall.")
+    behavior_offered: dict[str, Value | None] = Field(
+        default_factory=dict, description="Rate where the task offers the situation."
+    )
+    offered_n: dict[str, int] = Field(default_factory=dict)
+    rl: dict[str, Any] | None = Field(default=None, description="RL run summary (an RL'd arm).")
+    degenerate: str | None = Field(default=None, description="Why the model looks broken.")
+    has_trajectories: bool = Field(default=False, description="Shown in the viewer.")
+
+
+class Comparison(BaseModel):
+    """Two models on the same tasks: ``b`` minus ``a`` (see eval.uncertainty.paired)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    a: str
+    b: str
+    metric: str = "em"
+    delta: float
+    lo: float | None = None
+    hi: float | None = None
+    gained: int | None = Field(default=None, description="Tasks wrong under a, right under b.")
+    lost: int | None = Field(default=None, description="Tasks right under a, wrong under b.")
+    p_value: float | None = Field(default=None, description="McNemar's exact p.")
+    n: int | None = None
+    source: str = Field(default="report.json", description="report.json or computed here.")
+
+
+class Report(BaseModel):
+    """Everything one report shows."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    source: str = Field(description="The run folder or files the report was built from.")
+    behaviors: list[str] = Field(default_factory=lambda: list(BEHAVIORS))
+    arms: dict[str, ArmSummary] = Field(default_factory=dict)
+    comparisons: list[Comparison] = Field(default_factory=list)
+    rl_steps: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict, description="Model name -> RL step log rows (steps.jsonl)."
+    )
+    trajectories: list[TrajView] = Field(default_factory=list, description="For the viewer.")
+    notes: list[str] = Field(default_factory=list, description="How numbers were obtained.")
+    seconds: dict[str, float] = Field(default_factory=dict, description="Stage times.")
