@@ -23,17 +23,17 @@ import os
 import platform
 import subprocess
 import time
-from math import comb
 from pathlib import Path
 
 import numpy as np
 
 from searchprime.agent.rollout import rollout
 from searchprime.behaviors.annotate import RulesAnnotator
+from searchprime.eval import paired
 from searchprime.eval.score import score_one
 from searchprime.experiment import ExperimentConfig, eval_agent_config, open_policy
 from searchprime.experiment.config import RLSection
-from searchprime.experiment.runner import rl_run_config
+from searchprime.experiment.rl_stage import rl_run_config
 from searchprime.records import Trajectory, read_jsonl, write_jsonl
 from searchprime.rl.grpo import SUMMARY_FILE, RLSummary, read_steps, run_rl
 from searchprime.search.bm25 import BM25Search
@@ -61,28 +61,6 @@ def dev_em(cfg: ExperimentConfig, model_dir: Path, tasks: list, search, out: Pat
         "mean_em": float(np.mean(em)),
         "turns": float(np.mean(turns)) if turns else 0.0,
         "seconds": round(time.perf_counter() - t0, 1),
-    }
-
-
-def paired(
-    before: list[float], after: list[float], *, resamples: int = 10000, seed: int = 0
-) -> dict:
-    """Mean paired difference, bootstrap 95% CI over tasks, McNemar's exact two-sided p."""
-    a, b = np.asarray(before), np.asarray(after)
-    diff = b - a
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(diff), size=(resamples, len(diff)))
-    means = diff[idx].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    gained, lost = int(((a == 0) & (b == 1)).sum()), int(((a == 1) & (b == 0)).sum())
-    n = gained + lost
-    tail = sum(comb(n, k) for k in range(0, min(gained, lost) + 1)) / 2**n if n else 1.0
-    return {
-        "delta": float(diff.mean()),
-        "ci95": [float(lo), float(hi)],
-        "gained": gained,
-        "lost": lost,
-        "mcnemar_p": min(1.0, 2 * tail),
     }
 
 

@@ -19,7 +19,7 @@ teachers: {base_pool: 40, prime_pool: 120}
 sft: {model: tiny, base_n: 6, base_stratify: hops, epochs: 1, batch_size: 4, max_length: 4096,
       trl: {max_steps: 2}}
 arms: [{name: rand, strategy: random, n: 4}]
-eval: {dev_n: 4, max_turns: 3, max_batch: 4}
+eval: {dev_n: 4, max_turns: 3, max_batch: 4, samples: 3, samples_tasks: 2}
 rl: {start_from: [base], tasks: 4, max_steps: 2, num_generations: 2, tasks_per_step: 1,
      max_tokens: 32}
 """
@@ -74,6 +74,25 @@ def test_study_runs_and_resumes(tmp_path):
     assert "WARNING: base looks degenerate: " + report["arms"]["base"]["degenerate"] in logs
     assert "degenerate" not in report["arms"]["teacher-all"]
 
+    # how far to trust each number: CIs, entropy, pass@k from 3 samples on 2 tasks, turn
+    # budgets, and each model paired against the one it was trained from
+    base = report["arms"]["base"]
+    lo, hi = base["ci95"]["em"]
+    assert lo <= base["em"] <= hi
+    assert base["entropy"]["mean"] > 0 and base["entropy"]["tokens"] > 0
+    assert set(base["entropy"]["by_turn"]) <= {"1", "2", "3"}
+    assert set(base["pass_at_k"]) == {"1", "2", "3"} and set(base["maj_at_k"]) == {"1", "2", "3"}
+    assert base["sampling"]["overall"]["tasks"] == 2 and base["sampling"]["n"] == 3
+    samples = list(read_jsonl(out / "eval" / "base.samples.jsonl", Trajectory))
+    assert sorted((t.task_id, t.attempt) for t in samples) == sorted(
+        (t.id, a) for t in cfg_dev(out, 2) for a in range(3)
+    )
+    assert [p["budget"] for p in base["scaling"]] == [1, 2, 3]
+    pairs = {(c["model"], c["against"]) for c in report["comparisons"]}
+    assert pairs == {("base+rl", "base"), ("rand", "base")}
+    for c in report["comparisons"]:
+        assert c["n"] == 4 and c["ci95"][0] <= c["delta"] <= c["ci95"][1]
+
     # a rerun finds every stage done and trains nothing
     logs.clear()
     again = run_experiment(cfg, out, log=logs.append)
@@ -89,6 +108,13 @@ def test_study_runs_and_resumes(tmp_path):
     assert len(list(read_jsonl(out / "eval" / "base.labelled.jsonl", Trajectory))) == 2
     assert run_experiment(cfg, out, log=logs.append)["arms"]["base"] == report["arms"]["base"]
     assert raw.read_text().count("\n") == lines == 4
+
+
+def cfg_dev(out, n: int) -> list[Task]:
+    """The first ``n`` dev tasks of the study's world."""
+    from searchprime.world import load_world
+
+    return load_world(out / "world").split("dev")[:n]
 
 
 def test_resume_with_other_settings_is_refused(tmp_path):
@@ -139,3 +165,13 @@ def test_study_yaml_is_valid_and_llamacpp_on_cuda_is_refused():
         load_config(ExperimentConfig, study, {"eval.device": "cuda"})
     gpu = load_config(ExperimentConfig, study, {"eval.device": "cuda", "eval.backend": "hf"})
     assert gpu.eval.backend == "hf"
+
+
+def test_a_second_study_on_the_same_folder_is_refused(tmp_path):
+    from searchprime.records.lock import LockHeldError, OutputLock
+
+    cfg = ExperimentConfig.model_validate({"world": {"entities": 100, "tasks": 50}})
+    with OutputLock(tmp_path, purpose="searchprime experiment"):
+        with pytest.raises(LockHeldError, match=r"pid \d+"):
+            run_experiment(cfg, tmp_path, log=lambda _m: None)
+    assert not (tmp_path / "experiment.json").exists()  # refused before writing anything

@@ -10,7 +10,8 @@ import pytest
 from searchprime.config import load_config
 from searchprime.errors import ConfigError
 from searchprime.experiment import ExperimentConfig, report_rows, run_experiment
-from searchprime.experiment.runner import degeneracy, rl_run_config
+from searchprime.experiment.rl_stage import rl_run_config
+from searchprime.experiment.summary import degeneracy
 from searchprime.records import Action, Trajectory, Turn
 
 

@@ -8,14 +8,9 @@ from searchprime.experiment.config import (
     TeacherSection,
     WorldSection,
 )
-from searchprime.experiment.runner import (
-    eval_agent_config,
-    open_policy,
-    report_rows,
-    run_experiment,
-    score_and_label,
-    summarize,
-)
+from searchprime.experiment.policy import eval_agent_config, open_policy
+from searchprime.experiment.runner import run_experiment
+from searchprime.experiment.summary import report_rows, score_and_label, summarize
 
 __all__ = [
     "ArmSection",

@@ -104,6 +104,24 @@ class EvalSection(_Strict):
     )
     device: str = Field(default="cpu", description="torch device for training and decoding.")
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads.")
+    samples: int = Field(
+        default=1,
+        ge=1,
+        description="Sampled rollouts per task for pass@k / maj@k (1 = greedy only). Costs "
+        "samples x a greedy eval on samples_tasks tasks.",
+    )
+    samples_tasks: int | None = Field(
+        default=None, ge=1, description="Sample on the first N dev tasks only (None: all dev_n)."
+    )
+    samples_temperature: float = Field(
+        default=1.0, gt=0.0, description="Temperature of the sampled rollouts."
+    )
+    entropy: bool = Field(
+        default=True,
+        description="Mean per-token policy entropy over each model's own dev trajectories "
+        "(a teacher-forced forward pass; observations excluded).",
+    )
+    resamples: int = Field(default=2000, ge=100, description="Bootstrap resamples for CIs.")
 
     @model_validator(mode="after")
     def _backend_fits_device(self) -> EvalSection:

@@ -17,29 +17,34 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from searchprime.errors import ConfigError
-from searchprime.experiment.config import ExperimentConfig
-from searchprime.records import (
-    BEHAVIORS,
-    Task,
-    Trajectory,
-    atomic_write_text,
-    read_jsonl,
-    write_jsonl,
+from searchprime.experiment.analysis import (
+    comparisons,
+    em_by_task,
+    entropy_row,
+    interval_row,
+    parent_of,
+    sampling_row,
 )
+from searchprime.experiment.config import ExperimentConfig
+from searchprime.experiment.policy import eval_agent_config, open_policy, sampling_agent_config
+from searchprime.experiment.rl_stage import RL_REPORT_FIELDS, _num, rl_tasks, train_rl
+from searchprime.experiment.sft_stage import train_models
+from searchprime.experiment.summary import (
+    RL_SUFFIX,
+    degeneracy,
+    score_and_label,
+    summarize,
+)
+from searchprime.records import Task, Trajectory, atomic_write_text, read_jsonl, write_jsonl
 
 #: ``progress(description, total)`` -> a context manager yielding ``advance(n=1)``.
 ProgressFactory = Callable[[str, int], AbstractContextManager[Callable[..., None]]]
 Log = Callable[[str], None]
-
-#: The report name of a model after RL: ``base+rl``.
-RL_SUFFIX = "+rl"
-#: What an RL'd model's report row keeps of its run summary.
-RL_REPORT_FIELDS = ("steps", "reward_first", "reward_last", "zero_std_groups", "runtime_s")
 
 
 @contextmanager
@@ -56,12 +61,13 @@ def _rollout(
     concurrency: int,
     progress: ProgressFactory,
     label: str,
+    attempts: int = 1,
 ) -> list[Trajectory]:
     from searchprime.agent.rollout import finished_keys, rollout
 
     done = len(finished_keys(path)) if path.exists() else 0
-    with progress(label, len(tasks)) as advance:
-        advance(min(done, len(tasks)))
+    with progress(label, len(tasks) * attempts) as advance:
+        advance(min(done, len(tasks) * attempts))
         asyncio.run(
             rollout(
                 tasks,
@@ -69,6 +75,7 @@ def _rollout(
                 search,
                 agent_cfg,
                 path,
+                attempts=attempts,
                 concurrency=concurrency,
                 on_done=lambda _t: advance(),
             )
@@ -78,18 +85,13 @@ def _rollout(
     return [t for t in read_jsonl(path, Trajectory) if t.task_id in wanted]
 
 
-def eval_agent_config(cfg: ExperimentConfig) -> Any:
-    """The agent-loop settings of the trained policies' dev rollouts (the ``eval`` section)."""
-    from searchprime.agent.loop import AgentConfig, default_sampling
-
-    return AgentConfig(
-        max_turns=cfg.eval.max_turns,
-        topk=cfg.eval.topk,
-        prompt=cfg.eval.prompt,
-        sampling=default_sampling().model_copy(
-            update={"temperature": cfg.eval.temperature, "max_tokens": cfg.eval.max_tokens}
-        ),
-    )
+def _cached_json(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``compute()`` once; later runs read the JSON it left at ``path``."""
+    if path.exists():
+        return json.loads(path.read_text())
+    value = compute()
+    atomic_write_text(path, json.dumps(value, indent=2) + "\n")
+    return value
 
 
 def _task_ids(path: Path) -> set[str] | None:
@@ -117,122 +119,6 @@ def _check_same_settings(cfg: ExperimentConfig, saved: Path) -> None:
         )
 
 
-def score_and_label(trajs: list[Trajectory], world: Any) -> list[Trajectory]:
-    """Fill EM/F1 scores and rules-annotator labels in place."""
-    from searchprime.behaviors.rules import annotate_rules
-    from searchprime.eval.score import score_one
-
-    for t in trajs:
-        t.scores = score_one(t, t.answers)
-        t.labels = annotate_rules(t, world)
-    return trajs
-
-
-def summarize(trajs: list[Trajectory], tasks: list[Task], world: Any) -> dict[str, Any]:
-    """EM (over all tasks), valid-turn rate, turns, searches and behavior rates.
-
-    ``behavior_offered`` is each behavior's rate among trajectories whose task offers the
-    situation for it (a trap that the behavior answers).
-    """
-    from searchprime.world import behaviors_offered
-
-    n_tasks = len(tasks) or 1
-    turns = [x for t in trajs for x in t.turns]
-    n = len(trajs) or 1
-    row: dict[str, Any] = {
-        "n": len(trajs),
-        "em": sum((t.scores.em or 0.0) for t in trajs if t.scores) / n_tasks,
-        "f1": sum((t.scores.f1 or 0.0) for t in trajs if t.scores) / n_tasks,
-        "valid_turns": sum(x.action.kind != "invalid" for x in turns) / (len(turns) or 1),
-        "answered": sum(t.termination == "answer" for t in trajs) / n,
-        "turns": len(turns) / n,
-        "searches": sum(t.n_searches for t in trajs) / n,
-        "behavior": {},
-        "behavior_offered": {},
-        "offered_n": {},
-    }
-    by_id = {t.id: t for t in tasks}
-    for b in BEHAVIORS:
-        row["behavior"][b] = sum(bool(t.labels and t.labels.has(b)) for t in trajs) / n
-        offered = [t for t in trajs if b in behaviors_offered(by_id[t.task_id])]
-        row["offered_n"][b] = len(offered)
-        row["behavior_offered"][b] = (
-            sum(bool(t.labels and t.labels.has(b)) for t in offered) / len(offered)
-            if offered
-            else None
-        )
-    return row
-
-
-def degeneracy(trajs: list[Trajectory], threshold: float = 0.5) -> str | None:
-    """Why a model's trajectories look broken (looping, never answering), or None.
-
-    A search repeats when its query (case and spacing aside) was already issued earlier in the
-    same trajectory; each rate at or above ``threshold`` is a reason.
-    """
-    if not trajs:
-        return None
-    reasons = []
-    searches = repeats = 0
-    for t in trajs:
-        seen: set[str] = set()
-        for turn in t.turns:
-            if turn.action.kind == "search":
-                query = " ".join(turn.action.content.lower().split())
-                searches += 1
-                repeats += query in seen
-                seen.add(query)
-    if searches and repeats / searches >= threshold:
-        reasons.append(
-            f"{repeats / searches:.0%} of its searches repeat a query it already issued on the "
-            "same task"
-        )
-    out_of_turns = sum(t.termination == "max_turns" for t in trajs) / len(trajs)
-    if out_of_turns >= threshold:
-        reasons.append(f"{out_of_turns:.0%} of its tasks end at the turn limit without an answer")
-    turns = [x for t in trajs for x in t.turns]
-    invalid = sum(x.action.kind == "invalid" for x in turns) / (len(turns) or 1)
-    if invalid >= threshold:
-        reasons.append(f"{invalid:.0%} of its turns hold no valid action")
-    return "; ".join(reasons) or None
-
-
-_SHORT = {
-    "information_verification": "verify",
-    "authority_evaluation": "authority",
-    "adaptive_search": "adaptive",
-    "error_recovery": "recovery",
-}
-
-
-def report_rows(report: dict[str, Any]) -> list[dict[str, str]]:
-    """The report as table rows: one per model, behavior cells 'overall / where offered'.
-
-    ``ΔEM`` is an RL'd model's EM minus the EM of the model its RL started from.
-    """
-    rows = []
-    arms = report["arms"]
-    for name, r in arms.items():
-        start = arms.get(name.removesuffix(RL_SUFFIX)) if name.endswith(RL_SUFFIX) else None
-        row = {
-            "model": name,
-            "n": str(r["n"]),
-            "EM": f"{r['em']:.3f}",
-            "ΔEM": "-" if start is None else f"{r['em'] - start['em']:+.3f}",
-            "F1": f"{r['f1']:.3f}",
-            "valid": f"{r['valid_turns']:.3f}",
-            "turns": f"{r['turns']:.1f}",
-            "srch": f"{r['searches']:.1f}",
-        }
-        for b in BEHAVIORS:
-            offered = r["behavior_offered"][b]
-            row[_SHORT[b]] = f"{r['behavior'][b]:.2f}/" + (
-                "-" if offered is None else f"{offered:.2f}"
-            )
-        rows.append(row)
-    return rows
-
-
 def run_experiment(
     cfg: ExperimentConfig,
     out_dir: str | Path,
@@ -241,6 +127,16 @@ def run_experiment(
     log: Log = print,
 ) -> dict[str, Any]:
     """Run (or resume) the study in ``out_dir``; return the report also written as JSON."""
+    from searchprime.records.lock import OutputLock
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # one study per folder at a time: a second `experiment` on it is refused, naming the first
+    with OutputLock(out, purpose="searchprime experiment"):
+        return _run_study(cfg, out, progress, log)
+
+
+def _run_study(cfg: ExperimentConfig, out: Path, progress: ProgressFactory, log: Log) -> dict:
     from searchprime.agent.loop import AgentConfig
     from searchprime.data.prime import CARD_FILE, prime
     from searchprime.data.select import SelectionConfig
@@ -248,8 +144,6 @@ def run_experiment(
     from searchprime.world import Teacher, WorldConfig, build_world, load_world
     from searchprime.world.calibrate import ensure_index
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     _check_same_settings(cfg, out / "experiment.json")
     atomic_write_text(out / "experiment.json", cfg.model_dump_json(indent=2) + "\n")
     seconds: dict[str, float] = {}
@@ -290,7 +184,7 @@ def run_experiment(
         "base": (tc.base_preset, train[: tc.base_pool]),
         "prime": (tc.prime_preset, train[tc.base_pool : tc.base_pool + tc.prime_pool]),
     }
-    rl_tasks = _rl_tasks(cfg, train, out)
+    rl_tasks_file = rl_tasks(cfg, train, out)
     teacher_agent = AgentConfig(max_turns=tc.max_turns, topk=cfg.eval.topk, prompt=cfg.eval.prompt)
     labelled: dict[str, Path] = {}
     with stage("teachers"):
@@ -342,6 +236,7 @@ def run_experiment(
     dev_ids = {t.id for t in dev}
     report: dict[str, Any] = {"name": cfg.name, "selection": cards, "arms": {}}
     scored: dict[str, Path] = {}
+    per_task: dict[str, list[float]] = {}
 
     def evaluate(name: str, model_dir: Path) -> dict[str, Any]:
         with stage(f"eval {name}"):
@@ -360,20 +255,67 @@ def run_experiment(
                         f"rollout {name} on dev",
                     )
                 write_jsonl(scored[name], score_and_label(trajs, world))
-            row = summarize(list(read_jsonl(scored[name], Trajectory)), dev, world)
+            trajs = list(read_jsonl(scored[name], Trajectory))
+            row = summarize(trajs, dev, world)
+            row.update(interval_row(trajs, dev, cfg))
+            per_task[name] = em_by_task(trajs, dev)
+            if cfg.eval.entropy:
+                row.update(
+                    _cached_json(
+                        out / "eval" / f"{name}.entropy.json",
+                        lambda: entropy_row(model_dir, trajs, cfg),
+                    )
+                )
+            if cfg.eval.samples > 1:
+                row.update(sample(name, model_dir))
             report["arms"][name] = row
+            lo, hi = row["ci95"]["em"]
             log(
-                f"  {name} on {len(dev)} dev tasks: EM {row['em']:.3f}, "
+                f"  {name} on {len(dev)} dev tasks: EM {row['em']:.3f} [{lo:.3f}, {hi:.3f}], "
                 f"valid turns {row['valid_turns']:.1%}, {row['searches']:.2f} searches/task"
+                + (
+                    f", entropy {row['entropy']['mean']:.3f}"
+                    if row.get("entropy", {}).get("mean") is not None
+                    else ""
+                )
             )
         return row
 
-    for name, model_dir in _train_models(cfg, out, data_dirs, stage, log):
+    def sample(name: str, model_dir: Path) -> dict[str, Any]:
+        """``eval.samples`` sampled rollouts per task on the first ``samples_tasks`` dev tasks."""
+        tasks = dev[: cfg.eval.samples_tasks or len(dev)]
+        raw = out / "eval" / f"{name}.samples.jsonl"
+        agent = sampling_agent_config(cfg)
+        with open_policy(cfg, model_dir) as llm:
+            trajs = _rollout(
+                raw,
+                tasks,
+                llm,
+                search,
+                agent,
+                cfg.eval.max_batch,
+                progress,
+                f"sample {name} x{cfg.eval.samples}",
+                attempts=cfg.eval.samples,
+            )
+        from searchprime.eval.score import score_one
+
+        for t in trajs:
+            t.scores = score_one(t, t.answers)
+        row = sampling_row(trajs, tasks, cfg)
+        ks = [k for k in (1, 4, 8) if str(k) in row["pass_at_k"]]
+        log(
+            f"  {name}: "
+            + ", ".join(f"pass@{k} {row['pass_at_k'][str(k)]['mean']:.3f}" for k in ks)
+        )
+        return row
+
+    for name, model_dir in train_models(cfg, out, data_dirs, stage, log):
         evaluate(name, model_dir)
-        if cfg.rl is None or name not in cfg.rl.start_from or rl_tasks is None:
+        if cfg.rl is None or name not in cfg.rl.start_from or rl_tasks_file is None:
             continue
-        rl_dir, rl_summary = _train_rl(
-            cfg, name, model_dir, out, rl_tasks, world_dir, index_dir, stage, log
+        rl_dir, rl_summary = train_rl(
+            cfg, name, model_dir, out, rl_tasks_file, world_dir, index_dir, stage, log
         )
         row = evaluate(name + RL_SUFFIX, rl_dir)
         row["rl"] = {k: getattr(rl_summary, k) for k in RL_REPORT_FIELDS}
@@ -387,11 +329,12 @@ def run_experiment(
         report["arms"][f"teacher-{preset}"] = summarize(trajs, tasks, world)
 
     with stage("stats"):
-        from searchprime.behaviors.stats import compute_stats, plot_stats
+        from searchprime.behaviors.stats import compute_stats
+        from searchprime.report.plots import plot_behavior_stats
 
         stats = compute_stats(list(scored.values()), names=list(scored))
         atomic_write_text(out / "stats.json", stats.model_dump_json(indent=2) + "\n")
-        report["plots"] = [str(p) for p in plot_stats(stats, out / "plots")]
+        report["plots"] = [str(p) for p in plot_behavior_stats(stats, out / "plots")]
 
     for name, path in scored.items():
         reason = degeneracy(list(read_jsonl(path, Trajectory)))
@@ -399,231 +342,11 @@ def run_experiment(
             report["arms"][name]["degenerate"] = reason
             log(f"WARNING: {name} looks degenerate: {reason}")
 
+    parents = {n: p for n in per_task if (p := parent_of(n)) is not None}
+    report["comparisons"] = comparisons(per_task, parents, cfg)
     report["seconds"] = {**seconds, "total": round(time.perf_counter() - t_all, 1)}
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+    from searchprime.report import write_report
+
+    log(f"report -> {write_report(out)}")
     return report
-
-
-def _num(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3f}"
-
-
-def _rl_tasks(cfg: ExperimentConfig, train: list[Task], out: Path) -> Path | None:
-    """Write the RL tasks (the train tasks after both teacher pools) once; None without RL."""
-    if cfg.rl is None:
-        return None
-    first = cfg.teachers.base_pool + cfg.teachers.prime_pool
-    need = first + cfg.rl.tasks
-    if need > len(train):
-        raise ConfigError(
-            f"rl.tasks: {cfg.rl.tasks} RL tasks after the teacher pools ({first} tasks) need "
-            f"{need} train tasks, but the world has {len(train)}; raise world.tasks or lower "
-            "rl.tasks"
-        )
-    path = out / "rl" / "tasks.jsonl"
-    if not path.exists():
-        write_jsonl(path, train[first:need])
-    return path
-
-
-def rl_run_config(
-    cfg: ExperimentConfig,
-    model_dir: Path,
-    dest: Path,
-    *,
-    tasks: Path,
-    index_dir: Path,
-) -> Any:
-    """The :class:`~searchprime.rl.config.RLRunConfig` of one model's RL run (the ``rl`` section).
-
-    The episodes use the dev rollouts' agent settings (prompt, topk), with ``rl.max_turns`` /
-    ``rl.max_tokens`` where given.
-    """
-    from searchprime.rl.config import EpisodeSettings, RLRunConfig, SamplerSettings
-    from searchprime.search.registry import SearchConfig
-
-    rl = cfg.rl
-    if rl is None:
-        raise ConfigError("rl: this study has no rl section")
-    batch = rl.tasks_per_step * rl.num_generations
-    trl = {
-        "max_steps": rl.max_steps,
-        "num_generations": rl.num_generations,
-        "per_device_train_batch_size": batch,
-        "learning_rate": rl.learning_rate,
-        "beta": rl.beta,
-        "temperature": rl.temperature,
-        "save_steps": rl.save_steps,
-        "seed": cfg.seed,
-        **({"use_cpu": True} if cfg.eval.device == "cpu" else {}),
-        **rl.trl,
-    }
-    return RLRunConfig(
-        model=str(model_dir),
-        tasks=str(tasks),
-        search=SearchConfig(kind="bm25", path=str(index_dir), topk=cfg.eval.topk),
-        output_dir=str(dest),
-        episode=EpisodeSettings(
-            max_turns=rl.max_turns or cfg.eval.max_turns,
-            topk=cfg.eval.topk,
-            prompt=cfg.eval.prompt,
-            max_tokens=rl.max_tokens or cfg.eval.max_tokens,
-        ),
-        sampler=SamplerSettings(kind=rl.sampler, max_batch=batch, threads=cfg.eval.threads),
-        rewards=rl.rewards,
-        prefilter=rl.prefilter,
-        curriculum=rl.curriculum,
-        concurrency=batch,
-        threads=cfg.eval.threads,
-        resume=any(dest.glob("checkpoint-*")),
-        trl=trl,
-    )
-
-
-def _train_rl(
-    cfg: ExperimentConfig,
-    name: str,
-    model_dir: Path,
-    out: Path,
-    tasks: Path,
-    world_dir: Path,
-    index_dir: Path,
-    stage: Callable[[str], AbstractContextManager[None]],
-    log: Log,
-) -> tuple[Path, Any]:
-    """GRPO from ``model_dir`` into ``out/rl/<name>`` (cached; resumes from checkpoints)."""
-    from searchprime.rl.grpo import SUMMARY_FILE, RLSummary, run_rl
-
-    dest = out / "rl" / name
-    if (dest / SUMMARY_FILE).exists():
-        return dest, RLSummary.model_validate_json((dest / SUMMARY_FILE).read_text())
-    with stage(f"rl {name}"):
-        run_cfg = rl_run_config(cfg, model_dir, dest, tasks=tasks, index_dir=index_dir)
-        from searchprime.behaviors.annotate import RulesAnnotator
-
-        summary = run_rl(run_cfg, annotator=RulesAnnotator(world_dir), log=log)
-        log(
-            f"  {name}: {summary.steps} RL steps, {summary.episodes} episodes, reward "
-            f"{_num(summary.reward_first)} -> {_num(summary.reward_last)}, zero-variance groups "
-            f"{_num(summary.zero_std_groups)}"
-        )
-    return dest, summary
-
-
-@contextmanager
-def open_policy(cfg: ExperimentConfig, model_dir: Path) -> Iterator[Any]:
-    """A trained checkpoint as an LLM backend (``eval.backend``)."""
-    if cfg.eval.backend == "llamacpp":
-        with _llamacpp_policy(cfg, model_dir) as llm:
-            yield llm
-        return
-    from searchprime.llm.local_hf import LocalHF
-
-    llm = LocalHF(
-        str(model_dir),
-        device=cfg.eval.device,
-        max_batch=cfg.eval.max_batch,
-        threads=cfg.eval.threads,
-    )
-    try:
-        yield llm
-    finally:
-        asyncio.run(llm.aclose())
-
-
-#: KV-cache tokens per llama.cpp slot: the longest agent context of the sandbox study
-#: (10 turns of 3 passages) stays under 4k tokens.
-_SLOT_CONTEXT = 4096
-
-
-@contextmanager
-def _llamacpp_policy(cfg: ExperimentConfig, model_dir: Path) -> Iterator[Any]:
-    """Export the checkpoint to GGUF once (next to it) and serve it with llama.cpp.
-
-    ``bench/eval_backend.py`` on the 2-core CPU (primed SmolLM2, 16 dev tasks, 8 agents): 12.6 s
-    per task against 24.2 s with static transformers batches (1.92x), because llama.cpp keeps
-    each agent's previous turns in its slot's KV cache and refills a slot as soon as its agent's
-    turn ends.
-    """
-    from searchprime.llm.openai_http import OpenAIChat
-    from searchprime.llm.serve import GGUFServer
-    from searchprime.train.gguf_export import export_gguf
-
-    gguf = model_dir / "model.f16.gguf"
-    if not gguf.exists():
-        export_gguf(model_dir, gguf)
-    slots = cfg.eval.max_batch
-    with GGUFServer(
-        gguf, parallel=slots, ctx_size=slots * _SLOT_CONTEXT, threads=cfg.eval.threads
-    ) as server:
-        llm = OpenAIChat(
-            server.base_url,
-            model=model_dir.name,
-            tokenizer=str(model_dir),
-            concurrency=slots,
-            timeout_s=600.0,
-        )
-        try:
-            yield llm
-        finally:
-            asyncio.run(llm.aclose())
-
-
-def _train_models(
-    cfg: ExperimentConfig,
-    out: Path,
-    data_dirs: dict[str, Path],
-    stage: Callable[[str], AbstractContextManager[None]],
-    log: Log,
-) -> Iterator[tuple[str, Path]]:
-    """SFT the base model from the start checkpoint, then every arm from the base.
-
-    Yields ``(name, checkpoint)`` as each is ready (trained now or earlier).
-    """
-    from searchprime.train.models import init_tiny, prepare_smollm2
-    from searchprime.train.sft import SFTRunConfig, run_sft
-
-    with stage("policy model"):
-        if cfg.sft.model == "smollm2":
-            start = prepare_smollm2(out / "models" / "smollm2")
-        elif cfg.sft.model == "tiny":
-            start = out / "models" / "tiny"
-            if not (start / "config.json").exists():
-                init_tiny(start)
-        else:
-            start = Path(cfg.sft.model) if Path(cfg.sft.model).exists() else cfg.sft.model
-    trl = {
-        "num_train_epochs": cfg.sft.epochs,
-        "learning_rate": cfg.sft.learning_rate,
-        "per_device_train_batch_size": cfg.sft.batch_size,
-        "max_length": cfg.sft.max_length,
-        "save_steps": 50,
-        "logging_steps": 1,
-        "seed": cfg.seed,
-        **({"use_cpu": True} if cfg.eval.device == "cpu" else {}),
-        **cfg.sft.trl,
-    }
-    base: Path | None = None
-    epochs = {a.name: a.epochs for a in cfg.arms if a.epochs is not None}
-    order = [("base", start)] + [(a.name, None) for a in cfg.arms]
-    for name, init in order:
-        dest = out / "sft" / name
-        with (
-            stage(f"sft {name}") if not (dest / "searchprime_sft.json").exists() else nullcontext()
-        ):
-            if not (dest / "searchprime_sft.json").exists():
-                summary = run_sft(
-                    SFTRunConfig(
-                        model=str(init or base),
-                        data=str(data_dirs[name]),
-                        output_dir=str(dest),
-                        resume=any(dest.glob("checkpoint-*")),
-                        trl={**trl, "num_train_epochs": epochs.get(name, cfg.sft.epochs)},
-                    )
-                )
-                log(
-                    f"  {name}: {summary.samples} samples, {summary.steps} steps, loss "
-                    f"{summary.first_loss} -> {summary.last_loss}, {summary.tokens_per_s:.0f} tok/s"
-                )
-        base = base or dest
-        yield name, dest

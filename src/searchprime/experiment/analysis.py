@@ -1,0 +1,127 @@
+"""How far to trust each model's numbers: CIs, pass@k, entropy, turn budgets, paired tests.
+
+Adds to a model's report row (all optional for readers of ``report.json``):
+
+* ``ci95``: bootstrap 95% CIs over dev tasks of EM and F1;
+* ``pass_at_k`` / ``maj_at_k``: from ``eval.samples`` sampled rollouts per task on the first
+  ``eval.samples_tasks`` dev tasks (``sampling`` holds the per data source / hops / trap
+  breakdown);
+* ``entropy``: mean per-token entropy of the policy over its own dev tokens (overall and per
+  turn position);
+* ``scaling``: EM against the turn budget, replayed from the greedy trajectories;
+
+and ``comparisons`` to the report: each model against the one it was trained from, paired over
+the same dev tasks (mean EM difference, paired-bootstrap CI, McNemar's exact p).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from searchprime.experiment.config import ExperimentConfig
+from searchprime.experiment.summary import RL_SUFFIX
+from searchprime.records import Task, Trajectory
+
+__all__ = [
+    "comparisons",
+    "em_by_task",
+    "entropy_row",
+    "interval_row",
+    "parent_of",
+    "sampling_row",
+]
+
+
+def em_by_task(trajs: list[Trajectory], tasks: list[Task]) -> list[float]:
+    """EM per task in ``tasks`` order (a task without a scored trajectory counts 0)."""
+    by_id = {t.task_id: t for t in trajs}
+    out = []
+    for task in tasks:
+        t = by_id.get(task.id)
+        out.append(float((t.scores.em or 0.0) if t is not None and t.scores else 0.0))
+    return out
+
+
+def _f1_by_task(trajs: list[Trajectory], tasks: list[Task]) -> list[float]:
+    by_id = {t.task_id: t for t in trajs}
+    return [
+        float((by_id[x.id].scores.f1 or 0.0) if x.id in by_id and by_id[x.id].scores else 0.0)
+        for x in tasks
+    ]
+
+
+def interval_row(
+    trajs: list[Trajectory], tasks: list[Task], cfg: ExperimentConfig
+) -> dict[str, Any]:
+    """``ci95`` of EM and F1 and the turn-budget ``scaling`` curve of greedy trajectories."""
+    from searchprime.eval.scaling import turn_scaling
+    from searchprime.eval.uncertainty import bootstrap_ci
+
+    ev = cfg.eval
+    ci = {
+        "em": list(bootstrap_ci(em_by_task(trajs, tasks), resamples=ev.resamples, seed=cfg.seed)),
+        "f1": list(bootstrap_ci(_f1_by_task(trajs, tasks), resamples=ev.resamples, seed=cfg.seed)),
+    }
+    budgets = sorted({b for b in (1, 2, 4, 6, 8, 10, ev.max_turns) if b <= ev.max_turns})
+    points = turn_scaling(trajs, budgets, tasks=tasks, resamples=ev.resamples, seed=cfg.seed)
+    return {"ci95": ci, "scaling": [p.model_dump(mode="json") for p in points]}
+
+
+def sampling_row(trajs: list[Trajectory], tasks: list[Task], cfg: ExperimentConfig) -> dict:
+    """``pass_at_k`` / ``maj_at_k`` (mean and CI per k) and the grouped ``sampling`` report."""
+    from searchprime.eval.passk import collect_samples, sampling_report
+
+    n = cfg.eval.samples
+    samples = collect_samples(trajs, tasks, n=n)
+    rep = sampling_report(samples, resamples=cfg.eval.resamples, seed=cfg.seed)
+    overall = rep.overall.metrics
+
+    def curve(metric: str) -> dict[str, Any]:
+        return {
+            str(k): overall[f"{metric}@{k}"].model_dump(mode="json")
+            for k in range(1, n + 1)
+            if f"{metric}@{k}" in overall
+        }
+
+    return {
+        "pass_at_k": curve("pass"),
+        "maj_at_k": curve("maj"),
+        "sampling": rep.model_dump(mode="json"),
+    }
+
+
+def entropy_row(model_dir: Path, trajs: list[Trajectory], cfg: ExperimentConfig) -> dict:
+    """``entropy``: the policy's mean per-token entropy (nats) over its own dev tokens."""
+    from searchprime.eval.entropy import policy_entropy
+
+    rep = policy_entropy(model_dir, trajs, device=cfg.eval.device)
+    return {
+        "entropy": {
+            "mean": rep.overall.mean,
+            "tokens": rep.overall.tokens,
+            "by_turn": {str(k): v.mean for k, v in rep.by_turn.items()},
+        }
+    }
+
+
+def comparisons(
+    per_task: dict[str, list[float]], parents: dict[str, str], cfg: ExperimentConfig
+) -> list[dict[str, Any]]:
+    """Each model against the one it was trained from, paired over the same dev tasks."""
+    from searchprime.eval.uncertainty import paired
+
+    out = []
+    for name, parent in parents.items():
+        if name not in per_task or parent not in per_task:
+            continue
+        test = paired(per_task[parent], per_task[name], resamples=cfg.eval.resamples, seed=cfg.seed)
+        out.append({"model": name, "against": parent, "metric": "em", **test})
+    return out
+
+
+def parent_of(name: str) -> str | None:
+    """The model ``name`` was trained from: ``x+rl`` from ``x``, every arm from ``base``."""
+    if name.endswith(RL_SUFFIX):
+        return name.removesuffix(RL_SUFFIX)
+    return None if name == "base" else "base"

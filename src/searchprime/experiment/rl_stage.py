@@ -1,0 +1,123 @@
+"""The study's RL stage: GRPO from a trained model on train tasks the teachers never saw."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from searchprime.errors import ConfigError
+from searchprime.experiment.config import ExperimentConfig
+from searchprime.records import Task, write_jsonl
+
+Log = Callable[[str], None]
+
+#: What an RL'd model's report row keeps of its run summary.
+RL_REPORT_FIELDS = ("steps", "reward_first", "reward_last", "zero_std_groups", "runtime_s")
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def rl_tasks(cfg: ExperimentConfig, train: list[Task], out: Path) -> Path | None:
+    """Write the RL tasks (the train tasks after both teacher pools) once; None without RL."""
+    if cfg.rl is None:
+        return None
+    first = cfg.teachers.base_pool + cfg.teachers.prime_pool
+    need = first + cfg.rl.tasks
+    if need > len(train):
+        raise ConfigError(
+            f"rl.tasks: {cfg.rl.tasks} RL tasks after the teacher pools ({first} tasks) need "
+            f"{need} train tasks, but the world has {len(train)}; raise world.tasks or lower "
+            "rl.tasks"
+        )
+    path = out / "rl" / "tasks.jsonl"
+    if not path.exists():
+        write_jsonl(path, train[first:need])
+    return path
+
+
+def rl_run_config(
+    cfg: ExperimentConfig,
+    model_dir: Path,
+    dest: Path,
+    *,
+    tasks: Path,
+    index_dir: Path,
+) -> Any:
+    """The :class:`~searchprime.rl.config.RLRunConfig` of one model's RL run (the ``rl`` section).
+
+    The episodes use the dev rollouts' agent settings (prompt, topk), with ``rl.max_turns`` /
+    ``rl.max_tokens`` where given.
+    """
+    from searchprime.rl.config import EpisodeSettings, RLRunConfig, SamplerSettings
+    from searchprime.search.registry import SearchConfig
+
+    rl = cfg.rl
+    if rl is None:
+        raise ConfigError("rl: this study has no rl section")
+    batch = rl.tasks_per_step * rl.num_generations
+    trl = {
+        "max_steps": rl.max_steps,
+        "num_generations": rl.num_generations,
+        "per_device_train_batch_size": batch,
+        "learning_rate": rl.learning_rate,
+        "beta": rl.beta,
+        "temperature": rl.temperature,
+        "save_steps": rl.save_steps,
+        "seed": cfg.seed,
+        **({"use_cpu": True} if cfg.eval.device == "cpu" else {}),
+        **rl.trl,
+    }
+    return RLRunConfig(
+        model=str(model_dir),
+        tasks=str(tasks),
+        search=SearchConfig(kind="bm25", path=str(index_dir), topk=cfg.eval.topk),
+        output_dir=str(dest),
+        episode=EpisodeSettings(
+            max_turns=rl.max_turns or cfg.eval.max_turns,
+            topk=cfg.eval.topk,
+            prompt=cfg.eval.prompt,
+            max_tokens=rl.max_tokens or cfg.eval.max_tokens,
+        ),
+        sampler=SamplerSettings(kind=rl.sampler, max_batch=batch, threads=cfg.eval.threads),
+        rewards=rl.rewards,
+        prefilter=rl.prefilter,
+        curriculum=rl.curriculum,
+        concurrency=batch,
+        threads=cfg.eval.threads,
+        resume=any(dest.glob("checkpoint-*")),
+        trl=trl,
+    )
+
+
+def train_rl(
+    cfg: ExperimentConfig,
+    name: str,
+    model_dir: Path,
+    out: Path,
+    tasks: Path,
+    world_dir: Path,
+    index_dir: Path,
+    stage: Callable[[str], AbstractContextManager[None]],
+    log: Log,
+) -> tuple[Path, Any]:
+    """GRPO from ``model_dir`` into ``out/rl/<name>`` (cached; resumes from checkpoints)."""
+    from searchprime.rl.grpo import SUMMARY_FILE, RLSummary, run_rl
+
+    dest = out / "rl" / name
+    if (dest / SUMMARY_FILE).exists():
+        return dest, RLSummary.model_validate_json((dest / SUMMARY_FILE).read_text())
+    with stage(f"rl {name}"):
+        run_cfg = rl_run_config(cfg, model_dir, dest, tasks=tasks, index_dir=index_dir)
+        from searchprime.behaviors.annotate import RulesAnnotator
+
+        summary = run_rl(run_cfg, annotator=RulesAnnotator(world_dir), log=log)
+        log(
+            f"  {name}: {summary.steps} RL steps, {summary.episodes} episodes, reward "
+            f"{_num(summary.reward_first)} -> {_num(summary.reward_last)}, zero-variance groups "
+            f"{_num(summary.zero_std_groups)}"
+        )
+    return dest, summary
