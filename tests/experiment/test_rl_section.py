@@ -160,4 +160,15 @@ def test_report_rows_show_the_em_change_of_rl():
     rows = {r["model"]: r for r in report_rows(report)}
     assert rows["base"]["ΔEM"] == "-" and rows["primed"]["ΔEM"] == "-"
     assert rows["base+rl"]["ΔEM"] == "+0.050" and rows["primed+rl"]["ΔEM"] == "-0.100"
-    assert list(rows["base"])[:4] == ["model", "n", "EM", "ΔEM"]
+    assert list(rows["base"])[:5] == ["model", "n", "EM", "95% CI", "ΔEM"]
+    assert rows["base"]["95% CI"] == "-" and rows["base"]["H"] == "-"
+    assert not any(k.startswith("pass@") for k in rows["base"])
+    # with the analysis fields: the CI, the entropy and pass@k at the largest k sampled
+    report["arms"]["base"].update(
+        ci95={"em": [0.21, 0.4]},
+        entropy={"mean": 0.512},
+        pass_at_k={"1": {"mean": 0.3}, "4": {"mean": 0.55}},
+    )
+    rows = {r["model"]: r for r in report_rows(report)}
+    assert rows["base"]["95% CI"] == "0.21-0.40" and rows["base"]["H"] == "0.51"
+    assert rows["base"]["pass@4"] == "0.55" and rows["primed"]["pass@4"] == "-"

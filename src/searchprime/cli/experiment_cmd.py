@@ -19,7 +19,7 @@ def _run(config_path: Path | None, out_dir: Path, overrides: dict) -> None:
 
     from searchprime.config import load_config
     from searchprime.experiment import ExperimentConfig, report_rows, run_experiment
-    from searchprime.experiment.runner import RL_SUFFIX
+    from searchprime.experiment.summary import RL_SUFFIX
 
     cfg = load_config(ExperimentConfig, config_path, overrides)
     report = run_experiment(
@@ -38,6 +38,15 @@ def _run(config_path: Path | None, out_dir: Path, overrides: dict) -> None:
     out.print(table)
     if any(name.endswith(RL_SUFFIX) for name in report["arms"]):
         out.print("ΔEM: dev EM after RL minus the EM of the model RL started from.")
+    for c in report.get("comparisons", []):
+        lo, hi = c["ci95"]
+        p = "-" if c.get("mcnemar_p") is None else f"{c['mcnemar_p']:.3f}"
+        out.print(
+            f"{escape(c['model'])} vs {escape(c['against'])}: EM {c['delta']:+.3f} "
+            f"(paired 95% CI {lo:+.3f}..{hi:+.3f}; {c['gained']} gained, {c['lost']} lost; "
+            f"McNemar p {p}) on {c['n']} dev tasks",
+            highlight=False,
+        )
     # repeated under the table: the first thing read must not be a broken model shown as fine
     for name, arm in report["arms"].items():
         if arm.get("degenerate"):
@@ -48,7 +57,7 @@ def _run(config_path: Path | None, out_dir: Path, overrides: dict) -> None:
             )
     summary(
         f"study '{cfg.name}' finished in {report['seconds']['total']:.0f}s: "
-        f"report {out_dir / 'report.json'}, plots in {out_dir / 'plots'}"
+        f"report {out_dir / 'report.html'} (data: report.json), plots in {out_dir / 'plots'}"
     )
 
 

@@ -98,10 +98,16 @@ _SHORT = {
 }
 
 
+def _entropy_cell(row: dict[str, Any]) -> str:
+    mean = (row.get("entropy") or {}).get("mean")
+    return "-" if mean is None else f"{mean:.2f}"
+
+
 def report_rows(report: dict[str, Any]) -> list[dict[str, str]]:
     """The report as table rows: one per model, behavior cells 'overall / where offered'.
 
-    ``ΔEM`` is an RL'd model's EM minus the EM of the model its RL started from.
+    ``ΔEM`` is an RL'd model's EM minus the EM of the model its RL started from; ``95% CI`` the
+    bootstrap interval of EM over dev tasks; ``H`` the policy's mean per-token entropy (nats).
     """
     rows = []
     arms = report["arms"]
@@ -111,12 +117,18 @@ def report_rows(report: dict[str, Any]) -> list[dict[str, str]]:
             "model": name,
             "n": str(r["n"]),
             "EM": f"{r['em']:.3f}",
+            "95% CI": "-" if "ci95" not in r else "{:.2f}-{:.2f}".format(*r["ci95"]["em"]),
             "ΔEM": "-" if start is None else f"{r['em'] - start['em']:+.3f}",
             "F1": f"{r['f1']:.3f}",
             "valid": f"{r['valid_turns']:.3f}",
             "turns": f"{r['turns']:.1f}",
             "srch": f"{r['searches']:.1f}",
+            "H": _entropy_cell(r),
         }
+        if any("pass_at_k" in a for a in arms.values()):
+            k = max((int(x) for a in arms.values() for x in a.get("pass_at_k", {})), default=1)
+            cell = r.get("pass_at_k", {}).get(str(k))
+            row[f"pass@{k}"] = "-" if cell is None else f"{cell['mean']:.2f}"
         for b in BEHAVIORS:
             offered = r["behavior_offered"][b]
             row[_SHORT[b]] = f"{r['behavior'][b]:.2f}/" + (
