@@ -61,6 +61,10 @@ def _run(config_path: Path | None, out_dir: Path, overrides: dict) -> None:
     )
 
 
+def _sampling(samples: int | None, tasks: int | None) -> dict:
+    return {"eval.samples": samples, "eval.samples_tasks": tasks}
+
+
 def register(app: typer.Typer) -> None:
     """Add ``experiment`` and ``quickstart``."""
 
@@ -72,18 +76,29 @@ def register(app: typer.Typer) -> None:
         model: str | None = typer.Option(None, help="Override sft.model (smollm2|tiny|PATH)."),
         device: str | None = typer.Option(None, help="Override eval.device (cpu, cuda)."),
         backend: str | None = typer.Option(None, help="Override eval.backend (hf, llamacpp)."),
+        samples: int | None = typer.Option(None, help="Override eval.samples (pass@k)."),
+        samples_tasks: int | None = typer.Option(None, help="Override eval.samples_tasks."),
     ) -> None:
         """Run the whole study from one YAML file; cached and resumable stage by stage."""
         overrides = {"eval.dev_n": dev_n, "sft.model": model, "eval.device": device}
-        _run(config, out_dir, {**overrides, "eval.backend": backend})
+        _run(
+            config,
+            out_dir,
+            {**overrides, "eval.backend": backend, **_sampling(samples, samples_tasks)},
+        )
 
     @app.command()
     def quickstart(
         out_dir: Path = typer.Option(Path("runs/quickstart"), "--out", help="Output folder."),
         device: str | None = typer.Option(None, help="torch device (cpu, cuda)."),
         backend: str | None = typer.Option(None, help="Override eval.backend (hf, llamacpp)."),
+        samples: int | None = typer.Option(
+            None, help="pass@k: sampled rollouts per task (on a finished run: only these run)."
+        ),
+        samples_tasks: int | None = typer.Option(None, help="Sample on the first N dev tasks."),
     ) -> None:
         """The embedded default: a sandbox world, teachers, priming and SFT of SmolLM2, eval."""
         ref = resources.files("searchprime.experiment") / QUICKSTART
+        overrides = {"eval.device": device, "eval.backend": backend}
         with resources.as_file(ref) as path:
-            _run(path, out_dir, {"eval.device": device, "eval.backend": backend})
+            _run(path, out_dir, {**overrides, **_sampling(samples, samples_tasks)})

@@ -116,6 +116,10 @@ class EvalSection(_Strict):
     samples_temperature: float = Field(
         default=1.0, gt=0.0, description="Temperature of the sampled rollouts."
     )
+    samples_models: list[str] | None = Field(
+        default=None,
+        description="Models to sample (e.g. [base, primed]; None: every trained model).",
+    )
     entropy: bool = Field(
         default=True,
         description="Mean per-token policy entropy over each model's own dev trajectories "

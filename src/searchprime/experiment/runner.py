@@ -266,7 +266,7 @@ def _run_study(cfg: ExperimentConfig, out: Path, progress: ProgressFactory, log:
                         lambda: entropy_row(model_dir, trajs, cfg),
                     )
                 )
-            if cfg.eval.samples > 1:
+            if cfg.eval.samples > 1 and name in (cfg.eval.samples_models or [name]):
                 row.update(sample(name, model_dir))
             report["arms"][name] = row
             lo, hi = row["ci95"]["em"]
