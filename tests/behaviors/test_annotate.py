@@ -94,6 +94,17 @@ def test_annotate_resume_chunking_and_unknowns(tmp_path, traj_factory) -> None:
     assert llm.calls == calls and res.llm_calls == 0 and res.cache_hits > 0
     assert res.unknown == 4  # the four unknown judgements of "bad"
 
+    # a retried attempt (a later record of the same key in the input) is labelled again
+    retried = traj_factory("short", observation="VERIFY results")
+    retried.labels = None
+    with src.open("a") as fh:
+        fh.write(retried.model_dump_json() + "\n")
+    res = annotate_file(src, out, ann)
+    assert (res.total, res.skipped, res.written) == (3, 2, 1)
+    relabelled = {t.task_id: t.labels for t in read_jsonl(out, Trajectory)}["short"]
+    assert relabelled.has(IV) and not short.has(IV)
+    assert annotate_file(src, out, ann).written == 0
+
 
 def test_custom_taxonomy_from_yaml(tmp_path, traj_factory) -> None:
     yml = tmp_path / "tax.yaml"

@@ -16,6 +16,7 @@ the output are skipped.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,14 +220,23 @@ class AnnotateSummary:
     cache_hits: int = 0
 
 
-def _done_keys(path: Path) -> set[tuple[str, int]]:
+_CONTENT = {"messages", "turns", "termination", "final_answer"}
+
+
+def _content(obj: dict[str, Any]) -> str:
+    """What identifies one run of an attempt (a retried attempt differs): its turns and end."""
+    return json.dumps([obj.get(k) for k in sorted(_CONTENT)], sort_keys=True)
+
+
+def _done(path: Path) -> dict[tuple[str, int], str]:
+    """Labelled keys in ``path`` -> the content they were labelled for (the last record wins)."""
     if not path.exists():
-        return set()
-    keys = set()
+        return {}
+    done = {}
     for _, obj in iter_json_lines(path):
         if obj:
-            keys.add((str(obj.get("task_id")), int(obj.get("attempt", 0))))
-    return keys
+            done[(str(obj.get("task_id")), int(obj.get("attempt", 0)))] = _content(obj)
+    return done
 
 
 async def _annotate_async(
@@ -272,8 +282,13 @@ def annotate_file(
     if limit is not None:
         trajs = trajs[:limit]
     with JsonlWriter(out) as writer:  # cuts a partial tail before we read the done keys
-        done = _done_keys(out)
-        todo = [t for t in trajs if t.key not in done]
+        done = _done(out)
+        # a key labelled for an earlier run of its attempt (since retried) is labelled again
+        todo = [
+            t
+            for t in trajs
+            if done.get(t.key) != _content(json.loads(t.model_dump_json(include=_CONTENT)))
+        ]
         unknown = asyncio.run(_annotate_async(todo, annotator, writer, on_done, concurrency))
         written = writer.written
     caller = getattr(annotator, "caller", None)
