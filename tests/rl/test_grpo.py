@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -192,3 +193,47 @@ def test_rl_learns_to_search_first(toy, toy_policy, tmp_path):
     assert summary.reward_last >= 0.9
     assert (Path(cfg.output_dir) / "curves.png").stat().st_size > 10_000
     assert time.perf_counter() - t0 < 600
+
+
+def test_importance_correction_weighs_the_loss_without_an_extra_forward(toy, toy_policy, tmp_path):
+    """A sampler whose logprobs sit 0.4 below the trainer's: each policy token's loss term is
+    multiplied by exp(0.4), computed from the loss pass itself (no extra forward pass)."""
+    from searchprime.rl.sampler import Sampled
+
+    built = build_trainer(
+        _cfg(toy, toy_policy, tmp_path / "rl", rewards={"toy_group": 1.0}, curriculum=None)
+    )
+    try:
+        trainer = built.trainer
+        sampler = built.runner.sampler
+        draw = sampler.sample
+
+        async def shifted(prompt_ids, params):
+            s = await draw(prompt_ids, params)
+            return Sampled(ids=s.ids, logprobs=[x - 0.4 for x in s.logprobs])
+
+        sampler.sample = shifted
+        forwards = 0
+        forward = trainer._get_per_token_logps_and_entropies
+
+        def counted(*args, **kwargs):
+            nonlocal forwards
+            forwards += 1
+            return forward(*args, **kwargs)
+
+        trainer._get_per_token_logps_and_entropies = counted
+        trainer.is_correction = True
+        inputs = [{"prompt": "t3"} for _ in range(trainer.num_generations)]
+        out = trainer._generate_and_score_completions(inputs)
+        assert forwards == 0 and "importance_sampling_ratio" not in out
+        weighted = trainer.compute_loss(trainer.model, dict(out))
+        assert forwards == 1
+        mode = "train" if trainer.model.training else "eval"
+        diff = trainer._metrics[mode]["sampling/sampling_logp_difference/mean"][-1]
+        assert diff == pytest.approx(0.4, abs=1e-3)
+        trainer.is_correction = False
+        plain = trainer.compute_loss(trainer.model, dict(out))
+        assert float(plain) != 0
+        assert float(weighted) == pytest.approx(float(plain) * math.exp(0.4), rel=2e-3)
+    finally:
+        built.close()

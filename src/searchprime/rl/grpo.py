@@ -194,9 +194,11 @@ def trl_reward_funcs(rewards: dict[str, float]) -> list[Callable[..., list[float
 def _trainer_class() -> type:
     """``GRPOTrainer`` with an importance-sampling correction for non-vLLM samplers.
 
-    TRL corrects the sampler/trainer gap only on its vLLM path. For llama.cpp we compute the
-    same truncated per-token weights (``min(exp(logp_trainer - logp_sampler), cap)``; NaN
-    sampler logprobs weigh 1) and let TRL's loss apply them.
+    TRL corrects the sampler/trainer gap only on its vLLM path. For llama.cpp we apply the same
+    truncated per-token weights (``min(exp(logp_trainer - logp_sampler), cap)``; NaN sampler
+    logprobs weigh 1) through TRL's loss. On policy (one optimisation pass per generation) the
+    trainer's logprobs are those of the loss's own forward pass, detached, so the weights cost
+    no extra forward pass; when TRL computes ``old_per_token_logps`` itself, those are used.
     """
     trl = require("trl", "train")
     torch = require("torch", "train")
@@ -205,41 +207,34 @@ def _trainer_class() -> type:
         is_correction: bool = False
         is_clip: float = 3.0
 
-        def _generate_and_score_completions(self, inputs: Any) -> dict[str, Any]:
-            out = super()._generate_and_score_completions(inputs)
-            sampling = out.get("sampling_per_token_logps")
-            if not self.is_correction or self.use_vllm or sampling is None:
-                return out
-            ids = torch.cat([out["prompt_ids"], out["completion_ids"]], dim=1)
-            attention = torch.cat([out["prompt_mask"], out["completion_mask"]], dim=1)
-            old = out.get("old_per_token_logps")
-            if old is None:
-                with torch.no_grad():
-                    old, _, _ = self._get_per_token_logps_and_entropies(
-                        self.model,
-                        ids,
-                        attention,
-                        out["completion_ids"].size(1),
-                        batch_size=self.args.per_device_train_batch_size,
-                    )
-                out["old_per_token_logps"] = old
-            mask = out["completion_mask"] * out.get("tool_mask", 1)
-            diff = torch.nan_to_num((old - sampling) * mask, nan=0.0)
-            out["importance_sampling_ratio"] = torch.exp(diff).clamp(max=self.is_clip)
+        def _is_ratio(self, trainer_logps: Any, inputs: dict[str, Any]) -> Any:
+            sampling = inputs["sampling_per_token_logps"]
+            mask = inputs["completion_mask"] * inputs.get("tool_mask", 1)
+            diff = torch.nan_to_num((trainer_logps.detach() - sampling) * mask, nan=0.0)
             picked = diff[mask.bool() & ~torch.isnan(sampling)].abs()
             mode = "train" if self.model.training else "eval"
             if picked.numel():
-                self._metrics[mode]["sampling/sampling_logp_difference/mean"].append(
-                    picked.mean().item()
-                )
-                self._metrics[mode]["sampling/sampling_logp_difference/max"].append(
-                    picked.max().item()
-                )
-            return out
+                metrics = self._metrics[mode]
+                metrics["sampling/sampling_logp_difference/mean"].append(picked.mean().item())
+                metrics["sampling/sampling_logp_difference/max"].append(picked.max().item())
+            return torch.exp(diff).clamp(max=self.is_clip)
 
         def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> Any:
-            if "importance_sampling_ratio" not in inputs or self.use_vllm:
+            if not self.is_correction or self.use_vllm or "sampling_per_token_logps" not in inputs:
                 return super()._compute_loss(model, inputs)
+            old = inputs.get("old_per_token_logps")
+            if old is not None:
+                inputs["importance_sampling_ratio"] = self._is_ratio(old, inputs)
+            else:
+                # the weights come from the loss pass's own logprobs: hook the one forward
+                forward = self._get_per_token_logps_and_entropies
+
+                def forward_and_weigh(*args: Any, **kwargs: Any) -> Any:
+                    result = forward(*args, **kwargs)
+                    inputs["importance_sampling_ratio"] = self._is_ratio(result[0], inputs)
+                    return result
+
+                self._get_per_token_logps_and_entropies = forward_and_weigh
             # TRL multiplies the loss by inputs["importance_sampling_ratio"] only when
             # use_vllm is set; inside _compute_loss the flag gates nothing else for our losses.
             self.use_vllm = True
@@ -247,6 +242,7 @@ def _trainer_class() -> type:
                 return super()._compute_loss(model, inputs)
             finally:
                 self.use_vllm = False
+                self.__dict__.pop("_get_per_token_logps_and_entropies", None)
 
     return SearchGRPOTrainer
 
