@@ -25,6 +25,12 @@ def _run(config_path: Path | None, out_dir: Path, overrides: dict) -> None:
     report = run_experiment(
         cfg, out_dir, progress=progress_bar, log=lambda m: console.print(m, highlight=False)
     )
+    if "seeds" in report:
+        _print_seeds(report)
+        summary(
+            f"study '{cfg.name}' over seeds {report['seeds']}: report {out_dir / 'report.json'}"
+        )
+        return
     rows = report_rows(report)
     table = Table(
         title="behavior rates: overall/where the task offers the situation",
@@ -59,6 +65,23 @@ def _run(config_path: Path | None, out_dir: Path, overrides: dict) -> None:
         f"study '{cfg.name}' finished in {report['seconds']['total']:.0f}s: "
         f"report {out_dir / 'report.html'} (data: report.json), plots in {out_dir / 'plots'}"
     )
+
+
+def _print_seeds(report: dict) -> None:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title="mean ± sd across seeds", box=box.SIMPLE, padding=(0, 1))
+    for col in ("model", "EM", "F1", "turns", "EM per seed"):
+        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
+    for name, arm in report["arms"].items():
+
+        def cell(m: dict) -> str:
+            return f"{m['mean']:.3f}" + ("" if m["sd"] is None else f" ± {m['sd']:.3f}")
+
+        per_seed = " ".join(f"{v:.3f}" for v in arm["em"]["per_seed"])
+        table.add_row(name, cell(arm["em"]), cell(arm["f1"]), cell(arm["turns"]), per_seed)
+    out.print(table)
 
 
 def _sampling(samples: int | None, tasks: int | None) -> dict:

@@ -267,6 +267,12 @@ class ExperimentConfig(_Strict):
 
     name: str = Field(default="study", description="A label for the report.")
     seed: int = Field(default=0, description="Seed for selection and training.")
+    seeds: list[int] | None = Field(
+        default=None,
+        min_length=1,
+        description="Repeat the study (selection, SFT, RL, eval) once per seed into "
+        "<out>/seed-<s>/ and report mean ± sd across seeds (None: one run with `seed`).",
+    )
     world: WorldSection = Field(default_factory=WorldSection)
     teachers: TeacherSection = Field(default_factory=TeacherSection)
     sft: SFTSection = Field(default_factory=SFTSection)
@@ -282,6 +288,8 @@ class ExperimentConfig(_Strict):
     @model_validator(mode="after")
     def _unique_arms(self) -> ExperimentConfig:
         names = [a.name for a in self.arms]
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds: must be distinct")
         if len(set(names)) != len(names) or "base" in names:
             raise ValueError("arms: names must be unique and not 'base'")
         if self.rl is not None:

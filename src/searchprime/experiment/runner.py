@@ -126,11 +126,23 @@ def run_experiment(
     progress: ProgressFactory = _no_progress,
     log: Log = print,
 ) -> dict[str, Any]:
-    """Run (or resume) the study in ``out_dir``; return the report also written as JSON."""
+    """Run (or resume) the study in ``out_dir``; return the report also written as JSON.
+
+    With ``seeds``, one study per seed in ``out_dir/seed-<s>/`` and the mean ± sd across them
+    (:mod:`searchprime.experiment.seeds`).
+    """
     from searchprime.records.lock import OutputLock
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if cfg.seeds:
+        from searchprime.experiment.seeds import run_seeds
+
+        def one(c: ExperimentConfig, o: Path) -> dict[str, Any]:
+            return run_experiment(c, o, progress=progress, log=log)
+
+        with OutputLock(out, purpose="searchprime experiment (seeds)"):
+            return run_seeds(cfg, out, one, log=log)
     # one study per folder at a time: a second `experiment` on it is refused, naming the first
     with OutputLock(out, purpose="searchprime experiment"):
         return _run_study(cfg, out, progress, log)
