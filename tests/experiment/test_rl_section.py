@@ -30,7 +30,9 @@ def _load(tmp_path: Path, rl: str) -> ExperimentConfig:
         ("{trl: {lerning_rate: 0.1}}", r"did you mean 'learning_rate'"),
         ("{trl: {output_dir: x}}", r"rl.trl: .*output_dir: set by searchprime"),
         ("{trl: {max_steps: 3}}", r"rl.trl: .*max_steps: set it as rl.max_steps"),
-        ("{trl: {per_device_train_batch_size: 8}}", r"set it as rl.tasks_per_step"),
+        ("{trl: {per_device_train_batch_size: 8}}", r"set it as rl.micro_batch"),
+        ("{trl: {gradient_accumulation_steps: 2}}", r"set it as rl.tasks_per_step"),
+        ("{tasks_per_step: 3, num_generations: 2, micro_batch: 4}", r"micro_batch: 4 does not"),
         ("{rewards: {emm: 1.0}}", r"rl.rewards: .*unknown reward 'emm'"),
         ("{rewards: {judge: 1.0}}", r"rl.rewards: .*judge"),
         ("{sampler: vllm}", r"rl.sampler"),
@@ -75,7 +77,9 @@ def test_rl_run_config_follows_the_eval_section(tmp_path):
     assert (run.episode.max_tokens, run.episode.topk, run.episode.prompt) == (200, 4, "compact")
     assert run.search.kind == "bm25" and run.search.path == str(tmp_path / "world" / "index")
     assert run.resume is True
-    assert run.trl["per_device_train_batch_size"] == 6 and run.trl["num_generations"] == 2
+    # 3 groups of 2 episodes per step, one group per forward/backward pass
+    assert run.trl["per_device_train_batch_size"] == 2 and run.trl["num_generations"] == 2
+    assert run.trl["gradient_accumulation_steps"] == 3
     assert run.trl["seed"] == 7 and run.trl["bf16"] is True and run.trl["use_cpu"] is True
     assert run.sampler.kind == "hf"
 

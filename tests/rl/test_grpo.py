@@ -237,3 +237,24 @@ def test_importance_correction_weighs_the_loss_without_an_extra_forward(toy, toy
         assert float(weighted) == pytest.approx(float(plain) * math.exp(0.4), rel=2e-3)
     finally:
         built.close()
+
+
+def test_micro_batches_accumulate_into_one_step_per_generation(toy, toy_policy, tmp_path):
+    """8 episodes per step in micro-batches of 2: one rollout call and one logged step each."""
+    cfg = _cfg(
+        toy,
+        toy_policy,
+        tmp_path / "rl",
+        rewards={"toy_group": 1.0},
+        trl={
+            "max_steps": 2,
+            "num_generations": 2,
+            "per_device_train_batch_size": 2,
+            "gradient_accumulation_steps": 4,
+        },
+    )
+    summary = run_rl(cfg)
+    steps = read_steps(cfg.output_dir)
+    assert summary.steps == 2 and [r["episodes"] for r in steps] == [8, 8]
+    episodes = sorted((Path(cfg.output_dir) / "episodes").glob("step-*.jsonl"))
+    assert [len(p.read_text().splitlines()) for p in episodes] == [8, 8]

@@ -141,7 +141,10 @@ class EvalSection(_Strict):
 _RL_OWNED_TRL = {
     "max_steps": "max_steps",
     "num_generations": "num_generations",
-    "per_device_train_batch_size": "tasks_per_step",
+    "per_device_train_batch_size": "micro_batch",
+    "gradient_accumulation_steps": "tasks_per_step and rl.micro_batch",
+    "steps_per_generation": "tasks_per_step and rl.micro_batch",
+    "generation_batch_size": "tasks_per_step",
     "learning_rate": "learning_rate",
     "beta": "beta",
     "temperature": "temperature",
@@ -203,6 +206,13 @@ class RLSection(_Strict):
     max_steps: int = Field(default=4, ge=1, description="Optimizer steps.")
     num_generations: int = Field(default=4, ge=2, description="Episodes per task (GRPO group).")
     tasks_per_step: int = Field(default=2, ge=1, description="Tasks (groups) per optimizer step.")
+    micro_batch: int | None = Field(
+        default=None,
+        ge=1,
+        description="Episodes per forward/backward pass, accumulated into one optimizer step "
+        "(None: one group, num_generations). Memory grows ~1 MB per padded token: 16 sandbox "
+        "episodes in one pass took 24 GB.",
+    )
     learning_rate: float = Field(
         default=2e-6, gt=0, description="As docs/rl/grpo_smollm2_cpu.yaml (SmolLM2)."
     )
@@ -230,6 +240,16 @@ class RLSection(_Strict):
     trl: dict[str, Any] = Field(
         default_factory=dict, description="Further trl.GRPOConfig fields (passed through)."
     )
+
+    @model_validator(mode="after")
+    def _micro_batches_fill_a_step(self) -> RLSection:
+        batch = self.tasks_per_step * self.num_generations
+        if self.micro_batch is not None and batch % self.micro_batch:
+            raise ValueError(
+                f"micro_batch: {self.micro_batch} does not divide the {batch} episodes of a step "
+                "(tasks_per_step x num_generations)"
+            )
+        return self
 
     @field_validator("start_from")
     @classmethod

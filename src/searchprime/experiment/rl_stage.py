@@ -59,10 +59,13 @@ def rl_run_config(
     if rl is None:
         raise ConfigError("rl: this study has no rl section")
     batch = rl.tasks_per_step * rl.num_generations
+    micro = rl.micro_batch or rl.num_generations
     trl = {
         "max_steps": rl.max_steps,
         "num_generations": rl.num_generations,
-        "per_device_train_batch_size": batch,
+        # one optimizer step per generation of `batch` episodes, in micro-batches
+        "per_device_train_batch_size": micro,
+        "gradient_accumulation_steps": batch // micro,
         "learning_rate": rl.learning_rate,
         "beta": rl.beta,
         "temperature": rl.temperature,

@@ -27,8 +27,10 @@ __all__ = [
 #: TRL fields we set unless the config's ``trl`` block does (2-core CPU sizes).
 CPU_DEFAULTS: dict[str, Any] = {
     "num_generations": 4,
-    "per_device_train_batch_size": 8,  # 2 tasks x 4 episodes per optimizer step
-    "gradient_accumulation_steps": 1,
+    # 2 tasks x 4 episodes per optimizer step, one group per forward/backward pass (memory grows
+    # ~1 MB per padded token: 16 sandbox episodes in one pass took 24 GB)
+    "per_device_train_batch_size": 4,
+    "gradient_accumulation_steps": 2,
     "learning_rate": 1e-6,
     "beta": 0.0,
     "temperature": 1.0,
