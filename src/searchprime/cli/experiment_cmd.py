@@ -101,14 +101,12 @@ def register(app: typer.Typer) -> None:
         backend: str | None = typer.Option(None, help="Override eval.backend (hf, llamacpp)."),
         samples: int | None = typer.Option(None, help="Override eval.samples (pass@k)."),
         samples_tasks: int | None = typer.Option(None, help="Override eval.samples_tasks."),
+        entropy: bool | None = typer.Option(None, help="Override eval.entropy."),
     ) -> None:
         """Run the whole study from one YAML file; cached and resumable stage by stage."""
         overrides = {"eval.dev_n": dev_n, "sft.model": model, "eval.device": device}
-        _run(
-            config,
-            out_dir,
-            {**overrides, "eval.backend": backend, **_sampling(samples, samples_tasks)},
-        )
+        extra = {"eval.backend": backend, "eval.entropy": entropy}
+        _run(config, out_dir, {**overrides, **extra, **_sampling(samples, samples_tasks)})
 
     @app.command()
     def quickstart(
@@ -119,9 +117,12 @@ def register(app: typer.Typer) -> None:
             None, help="pass@k: sampled rollouts per task (on a finished run: only these run)."
         ),
         samples_tasks: int | None = typer.Option(None, help="Sample on the first N dev tasks."),
+        entropy: bool | None = typer.Option(
+            None, help="Policy entropy per model (off in the default run: ~1 min per model)."
+        ),
     ) -> None:
         """The embedded default: a sandbox world, teachers, priming and SFT of SmolLM2, eval."""
         ref = resources.files("searchprime.experiment") / QUICKSTART
-        overrides = {"eval.device": device, "eval.backend": backend}
+        overrides = {"eval.device": device, "eval.backend": backend, "eval.entropy": entropy}
         with resources.as_file(ref) as path:
             _run(path, out_dir, {**overrides, **_sampling(samples, samples_tasks)})
