@@ -42,7 +42,7 @@ Hostile replies (not drawn unless named in ``faults``, see :data:`HOSTILE_KINDS`
 listed faults (``None`` = answer normally), for exact tests. Counters: ``calls`` (chat
 requests received), ``ok`` (answered normally), ``faults_injected`` (per kind), ``requests``
 (decoded bodies), ``auth_headers`` (the ``Authorization`` header of each chat request),
-``model_lookups`` (``GET /v1/models`` requests).
+``model_lookups`` (``GET /v1/models`` requests), ``tokenize_calls`` (``POST /tokenize``).
 ``require_key="..."`` answers 401 to chat requests without ``Bearer <key>``.
 
     >>> with FakeOpenAIServer(lambda body: "<answer>Paris</answer>", fail_rate=0.3) as srv:
@@ -141,6 +141,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, {"error": {"message": "body is not JSON"}})
             return
         if self.path == "/tokenize" and fake.tokenize:
+            with fake._lock:
+                fake.tokenize_calls += 1
             text = "".join(m.get("content", "") for m in body.get("messages", []))
             text += body.get("content", "")
             self._send(200, {"count": max(1, len(text) // 4), "tokens": []})
@@ -242,6 +244,7 @@ class FakeOpenAIServer:
         self.calls = 0
         self.ok = 0
         self.model_lookups = 0
+        self.tokenize_calls = 0
         self.faults_injected: Counter[str] = Counter()
         self.requests: list[dict[str, Any]] = []
         self.auth_headers: list[str | None] = []

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
+import http.server
+import json
+import threading
 import time
 
 import pytest
 
 from searchprime.errors import ConfigError, LLMError
 from searchprime.llm.base import SamplingParams
-from searchprime.llm.openai_http import OpenAIChat, estimate_tokens, parse_retry_after
+from searchprime.llm.openai_http import OpenAIChat, parse_retry_after
 from searchprime.records import Message
 from tests.llm.fake_openai import FakeOpenAIServer
 
@@ -147,15 +151,42 @@ def test_api_key_sent_but_never_shown(monkeypatch):
     assert all(secret not in str(v) for v in vars(llm).values())
 
 
+@contextlib.contextmanager
+def _key_echoing_server():
+    """A server that answers 401 and echoes the Authorization header it got, as some do."""
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = json.dumps({"error": {"message": f"bad {self.headers['Authorization']}"}})
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_error_excerpt_scrubs_echoed_key(monkeypatch):
     secret = "sk-echoed-ABCDEF"
     monkeypatch.setenv("SP_TEST_KEY2", secret)
-    with FakeOpenAIServer(fail_rate=0.0, require_key="other") as srv:
-        llm = fast_client(srv.base_url, model="m", api_key_env="SP_TEST_KEY2")
-        llm._scrub("x")  # smoke
+    with _key_echoing_server() as url:
+        llm = fast_client(url, model="m", api_key_env="SP_TEST_KEY2")
         with pytest.raises(LLMError) as info:
             run(llm.complete(MSGS, STOP))
-    assert secret not in str(info.value)
+    message = str(info.value)
+    assert "HTTP 401" in message and "bad Bearer ***" in message  # the echo, masked
+    assert secret not in message and secret[:8] not in message
     assert llm._scrub(f"bad key {secret}") == "bad key ***"
 
 
@@ -219,8 +250,9 @@ def test_count_tokens_server_then_cache_then_estimate():
         assert run(llm.acount_tokens(longer)) == llm.count_tokens(longer) > n
     with FakeOpenAIServer(fail_rate=0.0, tokenize=False) as srv:
         llm = fast_client(srv.base_url, model="m")
-        payload = [{"role": "user", "content": MSGS[0].content}]
-        assert llm.count_tokens(MSGS) == estimate_tokens(payload)
+        # the documented estimate: ceil(chars / 4) + 4 per message, + 2 for the reply
+        assert llm.count_tokens(MSGS) == 9 + 4 + 2  # 36 characters
+        assert llm.count_tokens([Message(role="user", content="x" * 37)]) == 10 + 4 + 2
         assert "estimate" in llm.describe()["token_counting"]
 
 
@@ -268,8 +300,7 @@ def test_acount_tokens_uses_the_async_pool_not_a_blocking_client():
         assert llm.describe()["token_counting"].startswith("server POST /tokenize")
     with FakeOpenAIServer(fail_rate=0.0, tokenize=False) as srv:
         llm = fast_client(srv.base_url, model="m")
-        payload = [{"role": "user", "content": MSGS[0].content}]
-        assert run(llm.acount_tokens(MSGS)) == estimate_tokens(payload)
+        assert run(llm.acount_tokens(MSGS)) == 9 + 4 + 2  # ceil(36 / 4) + 4 + 2, as above
         assert "estimate" in llm.describe()["token_counting"]
 
 
@@ -288,7 +319,7 @@ def test_pool_is_closed_when_asyncio_run_ends_without_aclose():
 
 
 def test_environment_proxy_is_looked_up_once_like_httpx(monkeypatch):
-    from searchprime.llm.openai_http import _env_proxy
+    from searchprime._http import env_proxy as _env_proxy
 
     for var in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
         monkeypatch.delenv(var, raising=False)
@@ -307,7 +338,7 @@ def test_tls_verification_uses_ssl_cert_file_or_certifi(monkeypatch):
 
     import certifi
 
-    from searchprime.llm.openai_http import _ssl_context
+    from searchprime._http import ssl_context as _ssl_context
 
     monkeypatch.delenv("SSL_CERT_DIR", raising=False)
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)

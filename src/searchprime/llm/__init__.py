@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from searchprime.llm.base import LLM, Completion, SamplingParams, restore_stop
 from searchprime.llm.models import smollm2_gguf_path
 from searchprime.llm.openai_http import OpenAIChat
-from searchprime.llm.registry import LLMConfig, load_llm
+from searchprime.llm.registry import LLMConfig, load_llm, register_llm_backend
 from searchprime.llm.serve import GGUFServer
 from searchprime.llm.tokens import count_chat_tokens, load_tokenizer
 
@@ -28,6 +28,7 @@ __all__ = [
     "count_chat_tokens",
     "load_llm",
     "load_tokenizer",
+    "register_llm_backend",
     "restore_stop",
     "smollm2_gguf_path",
 ]

@@ -5,18 +5,40 @@
       kind: openai
       base_url: http://127.0.0.1:8000/v1
       api_key_env: OPENAI_API_KEY     # the variable's name, never the key
+
+A backend of your own (any object with the :class:`~searchprime.llm.base.LLM` methods) plugs
+in without editing this package: register a factory ``f(cfg) -> llm`` under a name, or name it
+as ``py:<module>:<factory>``, or declare it as an entry point in the
+``searchprime.llm_backends`` group (see :mod:`searchprime._plugins`). Its settings go in
+``options``::
+
+    from searchprime.llm.registry import register_llm_backend
+
+    @register_llm_backend("bedrock")
+    def make_bedrock(cfg):
+        return BedrockChat(cfg.model, region=cfg.options["region"])
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from searchprime._plugins import Registry, builtin_check
 from searchprime.errors import ConfigError
 from searchprime.llm.base import LLM
 
-__all__ = ["LLMConfig", "load_llm"]
+__all__ = ["LLM_BACKENDS", "LLMConfig", "LLMFactory", "load_llm", "register_llm_backend"]
+
+LLMFactory = Callable[["LLMConfig"], LLM]
+#: Every LLM backend a config can name.
+LLM_BACKENDS: Registry[LLMFactory] = Registry("LLM backend", "searchprime.llm_backends")
+#: ``@register_llm_backend(name, check=None)`` registers ``factory(cfg) -> LLM``; ``check(cfg)``
+#: runs when a config naming it is validated and raises ``ValueError`` for what the backend
+#: lacks (e.g. a required ``options`` key).
+register_llm_backend = LLM_BACKENDS.register
 
 
 class LLMConfig(BaseModel):
@@ -24,8 +46,10 @@ class LLMConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["openai", "local"] = Field(
-        default="openai", description="'openai': an HTTP endpoint; 'local': load in-process."
+    kind: Annotated[str, AfterValidator(LLM_BACKENDS.known)] = Field(
+        default="openai",
+        description="'openai': an HTTP endpoint; 'local': load in-process; or a name "
+        "registered with register_llm_backend, or py:<module>:<factory>.",
     )
     # openai
     base_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:8000/v1.")
@@ -57,14 +81,16 @@ class LLMConfig(BaseModel):
         default=None, description="None = float32 on CPU, bfloat16 elsewhere."
     )
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads (local).")
+    # plugged-in kinds
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Settings of a plugged-in backend (its factory reads them); the built-in "
+        "kinds take none.",
+    )
 
     @model_validator(mode="after")
     def _needs_target(self) -> LLMConfig:
-        if self.kind == "openai" and not self.base_url:
-            raise ValueError("kind 'openai' needs base_url")
-        if self.kind == "local" and not self.path:
-            raise ValueError("kind 'local' needs path")
-        return self
+        return LLM_BACKENDS.checked(self)
 
 
 def load_llm(cfg: LLMConfig | dict[str, Any]) -> LLM:
@@ -74,22 +100,31 @@ def load_llm(cfg: LLMConfig | dict[str, Any]) -> LLM:
             cfg = LLMConfig.model_validate(cfg)
         except ValueError as exc:
             raise ConfigError(f"llm: {exc}") from None
-    if cfg.kind == "openai":
-        from searchprime.llm.openai_http import OpenAIChat
+    return LLM_BACKENDS.build(cfg, LLM, "llm")
 
-        assert cfg.base_url is not None
-        return OpenAIChat(
-            cfg.base_url,
-            cfg.model,
-            api_key_env=cfg.api_key_env,
-            timeout_s=cfg.timeout_s,
-            max_retries=cfg.max_retries,
-            concurrency=cfg.concurrency,
-            tokenizer=cfg.tokenizer,
-            extra_body=cfg.extra_body,
-            backoff_base_s=cfg.backoff_base_s,
-            backoff_max_s=cfg.backoff_max_s,
-        )
+
+# ---------------------------------------------------------------------------- built-in kinds
+@register_llm_backend("openai", check=builtin_check("base_url"))
+def _openai(cfg: LLMConfig) -> LLM:
+    from searchprime.llm.openai_http import OpenAIChat
+
+    assert cfg.base_url is not None
+    return OpenAIChat(
+        cfg.base_url,
+        cfg.model,
+        api_key_env=cfg.api_key_env,
+        timeout_s=cfg.timeout_s,
+        max_retries=cfg.max_retries,
+        concurrency=cfg.concurrency,
+        tokenizer=cfg.tokenizer,
+        extra_body=cfg.extra_body,
+        backoff_base_s=cfg.backoff_base_s,
+        backoff_max_s=cfg.backoff_max_s,
+    )
+
+
+@register_llm_backend("local", check=builtin_check("path"))
+def _local(cfg: LLMConfig) -> LLM:
     from searchprime.llm.local_hf import LocalHF
 
     assert cfg.path is not None

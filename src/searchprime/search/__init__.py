@@ -28,6 +28,7 @@ _LAZY = {
     "PageReader": "searchprime.search.web",
     "SearchConfig": "searchprime.search.registry",
     "load_search": "searchprime.search.registry",
+    "register_search_backend": "searchprime.search.registry",
 }
 
 __all__ = [

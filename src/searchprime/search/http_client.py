@@ -3,28 +3,25 @@
 Works against ``searchprime index serve`` and against Search-R1's own retrieval server: it
 sends ``{"queries", "topk", "return_scores": true}`` and accepts either result shape
 (``{"document", "score"}`` items or bare documents; documents with ``contents`` or with
-``title``/``text``). Connection errors, timeouts, 429 and 5xx are retried with exponential
-backoff and jitter; other 4xx fail at once. Failures raise :class:`SearchError`.
+``title``/``text``). Requests go through the shared transport (:mod:`searchprime._http`):
+connection errors, timeouts, a reply that is not JSON, 408/409/425/429 and 5xx are retried with
+exponential backoff and full jitter, honouring ``Retry-After``; other 4xx fail at once.
+Failures raise :class:`SearchError`, with the bearer token masked.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
-import random
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from searchprime import secrets
+from searchprime._http import HTTPFailure, RetryPolicy, SyncBridge, Transport
 from searchprime.errors import ConfigError, SearchError
 from searchprime.records import SearchHit
 from searchprime.search.corpus import _split_contents
 
 __all__ = ["RetrieverClient", "document_to_hit", "parse_result"]
-
-_RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
 def document_to_hit(doc: Any, score: float | None = None) -> SearchHit:
@@ -61,18 +58,28 @@ def parse_result(payload: Any, n_queries: int) -> list[list[SearchHit]]:
         hits = []
         for item in row:
             if isinstance(item, dict) and "document" in item:
-                score = item.get("score")
-                hits.append(
-                    document_to_hit(item["document"], float(score) if score is not None else None)
-                )
+                hits.append(document_to_hit(item["document"], _score(item.get("score"))))
             else:
                 hits.append(document_to_hit(item))
         out.append(hits)
     return out
 
 
+def _score(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SearchError(f"retriever returned a score that is not a number: {value!r}") from None
+
+
 class RetrieverClient:
-    """Search over HTTP against a Search-R1-style retrieval server."""
+    """Search over HTTP against a Search-R1-style retrieval server.
+
+    ``search_sync`` runs on a private event loop of the client's own (connections are kept
+    between calls); :meth:`aclose` closes both pools.
+    """
 
     name = "http"
 
@@ -94,87 +101,63 @@ class RetrieverClient:
         self.retries = retries
         self.backoff_s = backoff_s
         self.token_env = token_env
-        self._headers = {}
+        self.max_connections = max_connections
+        self._headers: dict[str, str] = {}
         if token_env:
             secrets.register_env(token_env)  # masked in every text written or printed
             token = os.environ.get(token_env)
             if not token:
                 raise ConfigError(f"token_env: environment variable {token_env} is not set")
             self._headers["Authorization"] = f"Bearer {token}"
-        self._limits = httpx.Limits(max_connections=max_connections)
-        self._client: httpx.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._policy = RetryPolicy(retries=retries, backoff_base_s=backoff_s)
+        self._transport = self._new_transport()
+        self._bridge: SyncBridge | None = None
 
-    def _body(self, queries: Sequence[str], topk: int | None) -> dict[str, Any]:
-        return {"queries": list(queries), "topk": topk or self.topk, "return_scores": True}
+    def _new_transport(self) -> Transport:
+        return Transport(
+            self.url,
+            timeout_s=self.timeout,
+            max_connections=self.max_connections,
+            headers=self._headers.copy,
+        )
 
-    def _aclient(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = httpx.AsyncClient(
-                timeout=self.timeout, limits=self._limits, headers=self._headers
+    async def _post(
+        self, transport: Transport, queries: Sequence[str], topk: int | None
+    ) -> list[list[SearchHit]]:
+        body = {"queries": list(queries), "topk": topk or self.topk, "return_scores": True}
+        try:
+            hits, _ = await transport.request(
+                "POST",
+                self.url,
+                body,
+                policy=self._policy,
+                parse=lambda data: parse_result(data, len(queries)),
             )
-            self._loop = loop
-        return self._client
-
-    def _delay(self, attempt: int) -> float:
-        return self.backoff_s * (2**attempt) * (0.5 + random.random())
-
-    @staticmethod
-    def _check(resp: httpx.Response) -> Any:
-        if resp.status_code in _RETRY_STATUS:
-            raise httpx.HTTPStatusError(
-                f"HTTP {resp.status_code}", request=resp.request, response=resp
-            )
-        if resp.status_code >= 400:
-            raise SearchError(
-                f"retriever {resp.request.url}: HTTP {resp.status_code}: {resp.text[:200]}"
-            )
-        return resp.json()
+        except HTTPFailure as exc:
+            raise SearchError(exc.summary(f"retriever {self.url}", "tries")) from None
+        return hits
 
     async def search(self, queries: Sequence[str], topk: int) -> list[list[SearchHit]]:
         """POST the queries; retried on transient failures."""
         if not queries:
             return []
-        body = self._body(queries, topk)
-        last: Exception | None = None
-        for attempt in range(self.retries + 1):
-            try:
-                resp = await self._aclient().post(self.url, json=body)
-                return parse_result(self._check(resp), len(queries))
-            except (httpx.TransportError, httpx.HTTPStatusError, ValueError) as exc:
-                last = exc
-                if attempt < self.retries:
-                    await asyncio.sleep(self._delay(attempt))
-        raise SearchError(f"retriever {self.url} failed after {self.retries + 1} tries: {last!r}")
+        return await self._post(self._transport, queries, topk)
 
     def search_sync(self, queries: Sequence[str], topk: int) -> list[list[SearchHit]]:
-        """Blocking variant of :meth:`search` (one short-lived connection pool)."""
+        """Blocking variant of :meth:`search` (callable inside a running event loop too)."""
         if not queries:
             return []
-        body = self._body(queries, topk)
-        last: Exception | None = None
-        with httpx.Client(timeout=self.timeout, headers=self._headers) as client:
-            for attempt in range(self.retries + 1):
-                try:
-                    return parse_result(self._check(client.post(self.url, json=body)), len(queries))
-                except (httpx.TransportError, httpx.HTTPStatusError, ValueError) as exc:
-                    last = exc
-                    if attempt < self.retries:
-                        import time
-
-                        time.sleep(self._delay(attempt))
-        raise SearchError(f"retriever {self.url} failed after {self.retries + 1} tries: {last!r}")
+        if self._bridge is None:
+            self._bridge = SyncBridge(self._new_transport)
+        return self._bridge.run(lambda transport: self._post(transport, queries, topk))
 
     def describe(self) -> dict[str, Any]:
         """Settings to record (never the token)."""
         return {"kind": "http", "url": self.url, "topk": self.topk, "timeout": self.timeout}
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        if self._client is not None:
-            client, self._client = self._client, None
-            try:
-                await client.aclose()
-            except RuntimeError:  # its event loop is gone
-                pass
+        """Close the connection pools."""
+        await self._transport.aclose()
+        if self._bridge is not None:
+            bridge, self._bridge = self._bridge, None
+            bridge.close()

@@ -4,9 +4,11 @@
 to ``{base_url}/search`` with the key from ``$SERPER_API_KEY`` (configurable) in
 ``X-API-KEY``, and turns the response's ``organic`` items (``title``, ``link``, ``snippet``,
 ``position``, ``date``?) into hits whose URL gives the agent a domain to weigh. Requests are
-rate-limited (``rate_per_s``), bounded in concurrency, retried with backoff on 429/5xx and
-network errors, and cached in SQLite keyed by the query and every setting that changes the
-answer, so reruns and RL epochs cost nothing.
+rate-limited (``rate_per_s``, every attempt), bounded in concurrency, retried by the shared
+transport (:mod:`searchprime._http`: 408/409/425/429, 5xx, network errors, non-JSON replies;
+full-jitter backoff, ``Retry-After`` honoured; the key masked in errors), and cached in SQLite
+keyed by the query and every setting that changes the answer, so reruns and RL epochs cost
+nothing.
 
 :class:`PageReader` fetches a page for an open-page action and extracts its main text with
 trafilatura. By default it refuses URLs whose host resolves to any address that is not
@@ -28,8 +30,6 @@ import asyncio
 import hashlib
 import ipaddress
 import json
-import os
-import random
 import re
 import socket
 import sqlite3
@@ -44,6 +44,8 @@ from urllib.parse import urljoin, urlparse
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from searchprime import secrets
+from searchprime._http import HTTPFailure, RetryPolicy, Transport
 from searchprime._lazy import require
 from searchprime.errors import ConfigError, SearchError
 from searchprime.records import SearchHit
@@ -58,7 +60,6 @@ __all__ = [
     "organic_to_hits",
 ]
 
-_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 DEFAULT_CACHE = "~/.cache/searchprime/web.sqlite"
 
 
@@ -82,7 +83,9 @@ class SerperConfig(BaseModel):
     rate_per_s: float = Field(default=5.0, gt=0, description="Max requests started per second.")
     concurrency: int = Field(default=8, ge=1, description="Max requests in flight.")
     retries: int = Field(default=3, ge=0, description="Retries on 429/5xx/network errors.")
-    backoff_s: float = Field(default=1.0, ge=0, description="First retry delay (doubles).")
+    backoff_s: float = Field(
+        default=1.0, ge=0, description="First retry waits up to this (doubles, full jitter)."
+    )
     timeout_s: float = Field(default=20.0, gt=0, description="Per-request timeout.")
 
 
@@ -187,8 +190,9 @@ class SerperSearch:
         self.config = cfg = config or SerperConfig()
         self.cache = SQLiteCache(cfg.cache_path) if cfg.cache_path else None
         self._limiter = _RateLimiter(cfg.rate_per_s)
+        self._policy = RetryPolicy(retries=cfg.retries, backoff_base_s=cfg.backoff_s)
+        self._transport = Transport(cfg.base_url, timeout_s=cfg.timeout_s)
         self._sem: asyncio.Semaphore | None = None
-        self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.requests = 0
         self.cache_hits = 0
@@ -207,44 +211,39 @@ class SerperSearch:
         blob = json.dumps({"endpoint": "search", **body}, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()
 
-    def _state(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
+    def _state(self) -> tuple[Transport, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._client is None:
+        if self._loop is not loop or self._sem is None:
             self._loop = loop
-            self._client = httpx.AsyncClient(timeout=self.config.timeout_s)
             self._sem = asyncio.Semaphore(self.config.concurrency)
-        return self._client, self._sem
+        return self._transport, self._sem
+
+    async def _attempt(self) -> None:
+        await self._limiter.wait()
+        self.requests += 1
 
     async def _fetch(self, body: dict[str, Any]) -> dict[str, Any]:
         cfg = self.config
-        key = os.environ.get(cfg.api_key_env)
+        key = secrets.register_env(cfg.api_key_env)  # masked in every text written or printed
         if not key:
             raise ConfigError(f"web search: set the environment variable {cfg.api_key_env}")
-        client, sem = self._state()
+        transport, sem = self._state()
         url = cfg.base_url.rstrip("/") + "/search"
-        headers = {"X-API-KEY": key, "Content-Type": "application/json"}
-        last: Exception | None = None
         async with sem:
-            for attempt in range(cfg.retries + 1):
-                await self._limiter.wait()
-                try:
-                    self.requests += 1
-                    resp = await client.post(url, json=body, headers=headers)
-                    if resp.status_code in _RETRY_STATUS:
-                        raise httpx.HTTPStatusError(
-                            f"HTTP {resp.status_code}", request=resp.request, response=resp
-                        )
-                    if resp.status_code >= 400:
-                        raise SearchError(f"serper: HTTP {resp.status_code}: {resp.text[:200]}")
-                    data = resp.json()
-                    if not isinstance(data, dict):
-                        raise SearchError("serper: response is not a JSON object")
-                    return data
-                except (httpx.TransportError, httpx.HTTPStatusError, ValueError) as exc:
-                    last = exc
-                    if attempt < cfg.retries:
-                        await asyncio.sleep(cfg.backoff_s * 2**attempt * (0.5 + random.random()))
-        raise SearchError(f"serper: failed after {cfg.retries + 1} tries: {last!r}")
+            try:
+                data, _ = await transport.request(
+                    "POST",
+                    url,
+                    body,
+                    policy=self._policy,
+                    headers={"X-API-KEY": key},
+                    before_attempt=self._attempt,
+                )
+            except HTTPFailure as exc:
+                raise SearchError(exc.summary("serper", "tries")) from None
+        if not isinstance(data, dict):
+            raise SearchError("serper: response is not a JSON object")
+        return data
 
     async def _one(self, query: str, topk: int) -> list[SearchHit]:
         body = self._body(query, topk)
@@ -276,12 +275,7 @@ class SerperSearch:
 
     async def aclose(self) -> None:
         """Close the HTTP client and the cache."""
-        if self._client is not None:
-            client, self._client = self._client, None
-            try:
-                await client.aclose()
-            except RuntimeError:
-                pass
+        await self._transport.aclose()
         if self.cache is not None:
             self.cache.close()
             self.cache = None
