@@ -1,1 +1,3 @@
 """searchprime."""
+
+__all__: list[str] = []

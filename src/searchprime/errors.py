@@ -3,6 +3,7 @@
 SearchPrimeError                 base; the CLI prints it as one line, without a traceback
 ├── ConfigError                  a config file or flag is invalid (names the field)
 ├── RecordError                  a malformed input record (names file:line: field: problem)
+├── SelectionError               the trajectories cannot satisfy a selection (too few, no labels)
 ├── MissingExtraError            an optional dependency is not installed (names the extra)
 ├── BackendError                 a backend (LLM, search, judge) failed after its retries
 │   ├── LLMError
@@ -25,6 +26,7 @@ __all__ = [
     "ResumeError",
     "SearchError",
     "SearchPrimeError",
+    "SelectionError",
 ]
 
 
@@ -50,6 +52,10 @@ class RecordError(SearchPrimeError):
     def __reduce__(self) -> tuple:
         # rebuilt from its fields when it crosses a process boundary (worker pools)
         return (type(self), (self.path, self.line, self.field, self.problem))
+
+
+class SelectionError(SearchPrimeError):
+    """The input cannot satisfy the requested selection (too few matches, missing labels...)."""
 
 
 class MissingExtraError(SearchPrimeError):

@@ -90,10 +90,21 @@ def test_bad_record_names_file_and_line(tmp_path) -> None:
     assert str(res.exception).startswith(f"{bad}:2:")
 
 
-@pytest.mark.parametrize("cmd", ["discover", "annotate", "stats", "agreement"])
-def test_help(cmd: str) -> None:
-    res = CliRunner().invoke(app, ["behaviors", cmd, "--help"])
-    assert res.exit_code == 0
+@pytest.mark.parametrize(
+    ("cmd", "args", "options"),
+    [
+        ("discover", "{first} [second]", ["--out", "--llm-url", "--max-behaviors", "--cache"]),
+        ("annotate", "{trajectories}", ["--out", "--judge", "--world", "--llm-url", "--limit"]),
+        ("stats", "{files}...", ["--name", "--out-dir", "--correctness", "--group-by"]),
+        ("agreement", "{labelled}", ["--out"]),
+    ],
+)
+def test_help(cmd: str, args: str, options: list[str]) -> None:
+    res = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["behaviors", cmd, "--help"])
+    assert res.exit_code == 0, res.output
+    assert f"Usage: searchprime behaviors {cmd} [OPTIONS] {args}" in res.output
+    shown = {w for w in res.output.split() if w.startswith("--")}
+    assert set(options) <= shown, (cmd, shown)
 
 
 def test_annotate_rules_cli_on_a_tiny_world(tmp_path) -> None:

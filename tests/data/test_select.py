@@ -66,6 +66,26 @@ def test_judge_correctness() -> None:
     assert len(sel("correct", trajs=trajs, correctness="em_or_judge").trajectories) == 21
 
 
+def test_selection_reads_recorded_scores_and_never_rescores() -> None:
+    """``correct`` in a selection is eval's verdict on the *recorded* scores: an unscored
+    trajectory whose answer matches its gold is still not selected as correct."""
+    from searchprime.eval.score import is_correct
+
+    unscored = make_traj("u", em=None)
+    unscored.answers = ["Paris"]
+    assert unscored.scores is None and is_correct(unscored)  # eval rescores on the fly
+    assert sel("expr:correct", trajs=[unscored]).trajectories == []
+    assert len(sel("expr:not correct", trajs=[unscored]).trajectories) == 1
+
+
+def test_selection_error_is_in_the_one_error_tree() -> None:
+    import searchprime.data as data
+    import searchprime.errors as errors
+
+    assert SelectionError is errors.SelectionError is data.SelectionError
+    assert issubclass(SelectionError, errors.SearchPrimeError)
+
+
 def test_exact_size_seeded() -> None:
     a = sel("behavior", n=8, seed=1)
     b = sel("behavior", n=8, seed=1)

@@ -7,6 +7,7 @@ caching (a rerun makes zero calls) and that unparseable output is recorded as un
 from __future__ import annotations
 
 import pytest
+from tests.conftest import json_values
 
 from searchprime.eval.judge import LLMJudge
 from searchprime.eval.score import score_file
@@ -26,22 +27,42 @@ def _traj(tid: str, answer: str, golds: list[str]) -> Trajectory:
     )
 
 
+def _stated_verdict(reply: str) -> bool | None | str:
+    """What the reply says, read here: True/False when a JSON object states "correct" or
+    "incorrect"; None when it never names a judgement; "unclear" otherwise."""
+    if "judgement" not in reply and "judgment" not in reply:
+        return None
+    for value in json_values(reply):
+        if isinstance(value, dict) and value.get("judgement") in ("correct", "incorrect"):
+            return value["judgement"] == "correct"
+    return "unclear"
+
+
 def test_judge_and_score_against_smollm2(tmp_path, smol_llm, counting) -> None:
     src = tmp_path / "t.jsonl"
-    write_jsonl(
-        src,
-        [_traj("1", "Shakespeare", ["William Shakespeare"]), _traj("2", "Goethe", ["Shakespeare"])],
-    )
+    cases = {"1": ("Shakespeare", "William Shakespeare"), "2": ("Goethe", "Shakespeare")}
+    write_jsonl(src, [_traj(tid, pred, [gold]) for tid, (pred, gold) in cases.items()])
     llm = counting(smol_llm)
     cache = tmp_path / "judge.sqlite"
     judge = LLMJudge(llm, cache=cache, max_tokens=32, retries=0)
     report = score_file(src, tmp_path / "s.jsonl", judge=judge)
     assert llm.calls == 2 and report.judge_calls == llm.calls
+    # each trajectory was put to the judge once, with its own answer and golds
+    said = {
+        tid: [r for p, r in llm.exchanges if f"Gold answers: {g}\nPredicted answer: {a}\n" in p]
+        for tid, (a, g) in cases.items()
+    }
+    assert all(len(replies) == 1 for replies in said.values()), said
     got = [t.scores for t in read_jsonl(tmp_path / "s.jsonl", Trajectory)]
-    for s in got:
-        assert s.judge in (True, False, None)
-        if s.judge is None:  # unparseable is unknown, with the raw reply kept for inspection
-            assert s.judge_rationale.startswith("unparseable judge reply")
+    for tid, s in zip(cases, got, strict=True):
+        reply = said[tid][0]
+        stated = _stated_verdict(reply)
+        if stated is None or (stated == "unclear" and s.judge is None):
+            # unparseable is unknown, never "incorrect", with the raw reply kept for inspection
+            assert s.judge is None
+            assert s.judge_rationale == f"unparseable judge reply: {reply[:200]!r}"
+        elif stated != "unclear":
+            assert s.judge is stated, (reply, s)
     assert report.overall.judge_unknown == sum(1 for s in got if s.judge is None)
     assert report.overall.em == 0.0 and report.overall.n == 2
 

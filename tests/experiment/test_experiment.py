@@ -4,6 +4,7 @@ rerun resumes."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -42,7 +43,9 @@ def test_study_runs_and_resumes(tmp_path):
         assert (out / "sft" / name / "config.json").exists()
     assert report["arms"]["teacher-plain"]["n"] == 40
     assert json.loads((out / "report.json").read_text())["arms"].keys() == report["arms"].keys()
-    assert all(p.endswith(".png") for p in report["plots"])
+    plots = {Path(p).name: Path(p) for p in report["plots"]}
+    assert {"rates_by_run.png", "behavior_vs_accuracy.png"} <= set(plots)
+    assert all(name.endswith(".png") and p.stat().st_size > 0 for name, p in plots.items())
     rows = report_rows(report)
     assert [r["model"] for r in rows][:3] == ["base", "base+rl", "rand"]
     # the base keeps pool A's hop mix, and is evaluated before the arm is trained
@@ -98,6 +101,12 @@ def test_study_runs_and_resumes(tmp_path):
     again = run_experiment(cfg, out, log=logs.append)
     assert not any(line.startswith(("stage sft", "stage rl")) for line in logs)
     assert again["arms"]["base"] == report["arms"]["base"]
+    # ... and the finished study's folder refuses other settings before touching anything
+    from searchprime.errors import ResumeError
+
+    with pytest.raises(ResumeError, match=r"other settings \(seed\)"):
+        run_experiment(cfg.model_copy(update={"seed": 5}), out, log=logs.append)
+    assert json.loads((out / "experiment.json").read_text())["seed"] == cfg.seed
 
     # a smaller dev_n reports on its own tasks from the rollouts already made; growing it back
     # rolls nothing out again
@@ -118,16 +127,28 @@ def cfg_dev(out, n: int) -> list[Task]:
 
 
 def test_resume_with_other_settings_is_refused(tmp_path):
+    """The folder's experiment.json (as any study on it leaves it) against new settings:
+    others are refused before any stage runs; the same ones, or another eval section, pass."""
     from searchprime.errors import ResumeError
 
     cfg = ExperimentConfig.model_validate(
         {"world": {"entities": 100, "tasks": 50}, "teachers": {"base_pool": 40, "prime_pool": 40}}
     )
-    with pytest.raises(ConfigError):
-        run_experiment(cfg, tmp_path, log=lambda _m: None)
-    other = cfg.model_copy(update={"seed": 1})
-    with pytest.raises(ResumeError, match="seed"):
+    saved = tmp_path / "experiment.json"
+    saved.write_text(cfg.model_dump_json(indent=2) + "\n")
+    before = saved.read_text()
+    pools = cfg.teachers.model_copy(update={"base_pool": 30})
+    other = cfg.model_copy(update={"seed": 1, "teachers": pools})
+    with pytest.raises(ResumeError, match=r"other settings \(seed, teachers\)"):
         run_experiment(other, tmp_path, log=lambda _m: None)
+    assert saved.read_text() == before and not (tmp_path / "world").exists()
+    # past the guard, the world stage runs and then the pools check refuses these settings
+    new_eval = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"dev_n": 2})})
+    for same in (cfg, new_eval):
+        with pytest.raises(ConfigError, match="exceeds the"):
+            run_experiment(same, tmp_path, log=lambda _m: None)
+        assert (tmp_path / "world" / "world.json").exists()
+    assert json.loads(saved.read_text())["eval"]["dev_n"] == 2
 
 
 def test_pools_larger_than_the_train_split_are_refused(tmp_path):

@@ -192,12 +192,28 @@ def test_cli_model_and_train(tmp_path, turn_data) -> None:
     assert (out / "model.safetensors").exists()
 
 
+def _cpuinfo_has_native_bf16() -> bool:
+    """What the kernel says: the CPU flags for AVX512-BF16 or AMX (bf16 tiles)."""
+    from pathlib import Path
+
+    info = Path("/proc/cpuinfo")
+    if not info.exists():
+        pytest.skip("no /proc/cpuinfo to read the CPU's flags from")
+    flags = set()
+    for line in info.read_text().splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU default only")
 def test_cpu_bf16_default_follows_the_cpu_and_stays_on_the_cpu(tmp_path) -> None:
     from searchprime.train.sft import _sft_config, cpu_has_native_bf16
 
+    native = _cpuinfo_has_native_bf16()
+    assert cpu_has_native_bf16() is native
     args = _sft_config(SFTRunConfig(model="m", data="d", output_dir=str(tmp_path)), True)
-    assert args.bf16 == cpu_has_native_bf16()
+    assert args.bf16 is native
     assert args.use_cpu == args.bf16  # set only where bf16 needs it
     forced = _sft_config(
         SFTRunConfig(model="m", data="d", output_dir=str(tmp_path), trl={"bf16": False}), True

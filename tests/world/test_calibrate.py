@@ -8,20 +8,28 @@ import pytest
 from typer.testing import CliRunner
 
 from searchprime.errors import ConfigError
+from searchprime.records import BEHAVIORS
 from searchprime.world import WorldConfig, build_world
 from searchprime.world.calibrate import (
     calibrate,
-    exact_match,
     format_report,
+    priming_yield,
     rank_of_needed_page,
     summarize,
 )
 
 
-def test_exact_match_is_squad_normalised() -> None:
-    assert exact_match("the  Kesh!", ["Kesh"])
-    assert not exact_match("Kesh Harbour", ["Kesh"])
-    assert not exact_match(None, ["Kesh"])
+def test_accuracy_is_squad_normalised_exact_match(world, mixed_trajectories) -> None:
+    """Calibration counts an answer right by SQuAD-normalised exact match (eval's metric)."""
+    base = next(t for t in mixed_trajectories if t.policy["name"] == "all")
+    gold = base.answers[0]
+    answers = [f"the  {gold}!", f"{gold} Harbour", None, gold.upper()]
+    trajs = [base.model_copy(update={"final_answer": a}) for a in answers]
+    assert summarize({"p": trajs}, world).accuracy["p"] == 0.5  # the first and the last
+    shows_all = [t.model_copy(deep=True) for t in trajs]
+    for t in shows_all:
+        t.turns[0].policy_meta["behaviors"] = list(BEHAVIORS)
+    assert priming_yield(shows_all) == (2, 2)
 
 
 def test_summary_of_mixed_runs(world, mixed_trajectories) -> None:

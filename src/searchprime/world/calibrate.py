@@ -5,12 +5,14 @@ each preset on the dev split with :func:`searchprime.agent.rollout.rollout`, and
 :class:`CalibrationReport`: accuracy by preset and by trap type, the rank of the page that
 holds the needed fact in each search, priming-data yield, and timings. ``format_report``
 prints it as the table the acceptance criteria read.
+
+This is the one part of ``world`` that drives other stages (the agent loop, a BM25 index,
+exact match as ``eval`` defines it), so it imports them lazily and nothing else in ``world``
+does; the tables themselves read only the trajectories it gets back.
 """
 
 from __future__ import annotations
 
-import re
-import string
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,32 +28,18 @@ __all__ = [
     "CalibrationReport",
     "calibrate",
     "ensure_index",
-    "exact_match",
     "format_report",
     "rank_of_needed_page",
     "priming_yield",
     "summarize",
 ]
 
-_PUNCT = set(string.punctuation)
 
+def _right(traj: Trajectory) -> bool:
+    """Exact match (SQuAD-normalised) of the final answer, by ``eval``'s one definition."""
+    from searchprime.eval.score import is_correct
 
-def _normalize(text: str) -> str:
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def exact_match(pred: str | None, golds: Iterable[str]) -> bool:
-    """SQuAD-normalised exact match (uses searchprime.eval.metrics when it is installed)."""
-    if not pred:
-        return False
-    try:
-        from searchprime.eval.metrics import exact_match as em  # type: ignore
-
-        return bool(em(pred, list(golds)))
-    except ImportError:
-        return any(_normalize(pred) == _normalize(g) for g in golds)
+    return is_correct(traj, "em")
 
 
 def shown(traj: Trajectory) -> set[str]:
@@ -116,7 +104,7 @@ def summarize(runs: dict[str, list[Trajectory]], world: World) -> CalibrationRep
     ranks: Counter = Counter()
     lengths: list[int] = []
     for preset, trajs in runs.items():
-        right = [exact_match(t.final_answer, t.answers) for t in trajs]
+        right = [_right(t) for t in trajs]
         rep.accuracy[preset] = sum(right) / max(len(trajs), 1)
         per_trap: dict[str, list[bool]] = {t: [] for t in (*TRAPS, "none")}
         only: dict[str, list[bool]] = {t: [] for t in TRAPS}
@@ -156,7 +144,7 @@ def priming_yield(trajs: list[Trajectory]) -> tuple[int, int]:
     right = wrong = 0
     for t in trajs:
         if set(BEHAVIORS) <= shown(t):
-            if exact_match(t.final_answer, t.answers):
+            if _right(t):
                 right += 1
             else:
                 wrong += 1
