@@ -45,6 +45,8 @@ from searchprime.world.calibrate import ensure_index
 def dev_em(cfg: ExperimentConfig, model_dir: Path, tasks: list, search, out: Path) -> dict:
     """Greedy dev rollout with the study's eval settings; EM per task (missing = 0)."""
     t0 = time.perf_counter()
+    clock = out.with_suffix(".seconds.json")  # rollout seconds summed over resumed runs
+    spent = json.loads(clock.read_text())["seconds"] if clock.exists() else 0.0
     done = {t.task_id for t in read_jsonl(out, Trajectory)} if out.exists() else set()
     if len(done & {t.id for t in tasks}) < len(tasks):
         with open_policy(cfg, model_dir) as llm:
@@ -53,6 +55,8 @@ def dev_em(cfg: ExperimentConfig, model_dir: Path, tasks: list, search, out: Pat
                     tasks, llm, search, eval_agent_config(cfg), out, concurrency=cfg.eval.max_batch
                 )
             )
+        spent += time.perf_counter() - t0
+        clock.write_text(json.dumps({"seconds": spent}) + "\n")
     by_id = {t.task_id: t for t in read_jsonl(out, Trajectory)}
     em = [float(score_one(by_id[t.id], t.answers).em or 0) if t.id in by_id else 0.0 for t in tasks]
     turns = [len(by_id[t.id].turns) for t in tasks if t.id in by_id]
@@ -60,7 +64,7 @@ def dev_em(cfg: ExperimentConfig, model_dir: Path, tasks: list, search, out: Pat
         "em": em,
         "mean_em": float(np.mean(em)),
         "turns": float(np.mean(turns)) if turns else 0.0,
-        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds": round(spent, 1),
     }
 
 
@@ -174,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             "group": args.group,
             "tasks_per_step": args.tasks_per_step,
             "sampler": args.sampler,
-            "seconds": summary.runtime_s or rl_seconds,
+            # summed over the logged steps: a resumed run's own clock misses earlier runs
+            "seconds": round(sum(r["time"]["step_s"] for r in steps), 1) or rl_seconds,
             "reward_first": summary.reward_first,
             "reward_last": summary.reward_last,
             "zero_std_groups": summary.zero_std_groups,
