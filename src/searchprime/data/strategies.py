@@ -13,7 +13,6 @@ used. A package adds its own with :func:`register_strategy`:
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -123,15 +122,12 @@ def _single(arg: str | None, cfg: SelectionConfig) -> Predicate:
 
 @register_strategy("py", "a Python function module:function(traj) -> bool", takes_arg=True)
 def _py(arg: str | None, cfg: SelectionConfig) -> Predicate:
-    module, _, func = (arg or "").rpartition(":")
-    if not module or not func:
-        raise ConfigError(f"strategy: py:{arg}: expected py:<module>:<function>")
+    from searchprime._plugins import import_callable
+
     try:
-        fn = getattr(importlib.import_module(module), func)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"strategy: py:{arg}: cannot import ({exc})") from None
-    if not callable(fn):
-        raise ConfigError(f"strategy: py:{arg}: {func} is not callable")
+        fn = import_callable(f"py:{arg or ''}", "strategy")
+    except ValueError as exc:
+        raise ConfigError(f"strategy: {exc}") from None
     return lambda t: bool(fn(t))
 
 

@@ -19,7 +19,6 @@ or names it in the config as ``py:my_pkg.rewards:short``.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from searchprime.errors import ConfigError
@@ -45,14 +44,12 @@ def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
 def get_reward(name: str) -> RewardFn:
     """The reward registered as ``name``, or ``py:module:function``."""
     if name.startswith("py:"):
-        module, _, attr = name[3:].partition(":")
+        from searchprime._plugins import import_callable
+
         try:
-            fn = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise ConfigError(f"rewards: cannot import {name!r}: {exc}") from None
-        if not callable(fn):
-            raise ConfigError(f"rewards: {name!r} is not callable")
-        return fn
+            return import_callable(name, "reward")
+        except ValueError as exc:
+            raise ConfigError(f"rewards: {exc}") from None
     if name not in REWARDS:
         raise ConfigError(f"rewards: unknown reward {name!r}; known: {', '.join(sorted(REWARDS))}")
     return REWARDS[name]
