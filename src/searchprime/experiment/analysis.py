@@ -29,26 +29,25 @@ __all__ = [
     "entropy_row",
     "interval_row",
     "parent_of",
+    "score_by_task",
     "sampling_row",
 ]
 
 
-def em_by_task(trajs: list[Trajectory], tasks: list[Task]) -> list[float]:
-    """EM per task in ``tasks`` order (a task without a scored trajectory counts 0)."""
+def score_by_task(trajs: list[Trajectory], tasks: list[Task], metric: str = "em") -> list[float]:
+    """``metric`` (em, f1) per task in ``tasks`` order (no scored trajectory counts 0)."""
     by_id = {t.task_id: t for t in trajs}
     out = []
     for task in tasks:
         t = by_id.get(task.id)
-        out.append(float((t.scores.em or 0.0) if t is not None and t.scores else 0.0))
+        value = getattr(t.scores, metric) if t is not None and t.scores else None
+        out.append(float(value or 0.0))
     return out
 
 
-def _f1_by_task(trajs: list[Trajectory], tasks: list[Task]) -> list[float]:
-    by_id = {t.task_id: t for t in trajs}
-    return [
-        float((by_id[x.id].scores.f1 or 0.0) if x.id in by_id and by_id[x.id].scores else 0.0)
-        for x in tasks
-    ]
+def em_by_task(trajs: list[Trajectory], tasks: list[Task]) -> list[float]:
+    """EM per task in ``tasks`` order (a task without a scored trajectory counts 0)."""
+    return score_by_task(trajs, tasks, "em")
 
 
 def interval_row(
@@ -60,8 +59,8 @@ def interval_row(
 
     ev = cfg.eval
     ci = {
-        "em": list(bootstrap_ci(em_by_task(trajs, tasks), resamples=ev.resamples, seed=cfg.seed)),
-        "f1": list(bootstrap_ci(_f1_by_task(trajs, tasks), resamples=ev.resamples, seed=cfg.seed)),
+        m: list(bootstrap_ci(score_by_task(trajs, tasks, m), resamples=ev.resamples, seed=cfg.seed))
+        for m in ("em", "f1")
     }
     budgets = sorted({b for b in (1, 2, 4, 6, 8, 10, ev.max_turns) if b <= ev.max_turns})
     points = turn_scaling(trajs, budgets, tasks=tasks, resamples=ev.resamples, seed=cfg.seed)
