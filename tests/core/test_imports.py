@@ -1,10 +1,9 @@
-"""Imports run the way DESIGN.md §8 draws them, and every public package declares ``__all__``.
+"""Imports run the way docs/architecture.md draws them (DESIGN.md §8 plus the edges the code
+keeps, each with its reason), and every public package declares ``__all__``.
 
 Read from the source (AST), not by importing: module-level, function-level (lazy) and
-``TYPE_CHECKING`` imports all count. An edge is allowed by the stage table, by a narrow rule
-(one importing module, maybe lazy only), or by :data:`UNDRAWN` — edges the code has and the
-drawing lacks, listed so that the lead decides; an entry that no longer occurs fails too, so
-the lists only shrink.
+``TYPE_CHECKING`` imports all count. The drawing's table is the single list of allowed edges;
+a module row no import uses fails too, so the drawing stays the code's.
 """
 
 from __future__ import annotations
@@ -12,78 +11,48 @@ from __future__ import annotations
 import ast
 import functools
 import importlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "searchprime"
-EVERY = frozenset({"*"})
-
-#: DESIGN §8, plus the edges the lead added (eval -> train for entropy is a narrow rule below).
-STAGES: dict[str, frozenset[str]] = {
-    "cli": EVERY,
-    "experiment": EVERY,
-    "__main__": frozenset({"cli"}),
-    "rl": frozenset({"agent", "llm", "search", "eval", "train", "records", "behaviors"}),
-    "train": frozenset({"agent", "data", "records"}),
-    "report": frozenset({"eval", "behaviors", "records"}),
-    "agent": frozenset({"llm", "search", "records"}),
-    "world": frozenset({"records"}),
-    "behaviors": frozenset({"eval", "world", "records"}),
-    "eval": frozenset({"records"}),
-    "data": frozenset({"records"}),
-    "llm": frozenset({"records", "_http"}),
-    "search": frozenset({"records", "_http"}),
-    "records": frozenset(),
-    # private machinery of the package root (issue 16: one HTTP transport for llm and search,
-    # plugin registries for everyone)
-    "_http": frozenset({"records"}),
-    "_plugins": frozenset(),
-}
+DRAWING = SRC.parents[1] / "docs" / "architecture.md"
+EVERY = "*"
 #: Leaf modules of the package root that any module may import (they import no stage).
 SHARED = frozenset({"errors", "_lazy", "secrets", "config", "_plugins"})
 
 
 @dataclass(frozen=True)
-class Narrow:
-    """``module`` (or a module under it) may import ``stage``; with ``lazy``, only inside a
-    function."""
+class Rule:
+    """One table row: modules under ``importer`` may import ``stage`` (only lazily with
+    ``lazy``)."""
 
-    module: str
+    importer: str  # a stage or a dotted module under one
     stage: str
     lazy: bool = False
-    why: str = ""
 
 
-NARROW = [
-    Narrow("searchprime.world.calibrate", "search", why="DESIGN: search, only for calibration"),
-    Narrow("searchprime.eval.judge", "llm", why="DESIGN: llm, only for the LLM judge"),
-    Narrow("searchprime.eval.llmcall", "llm", why="the judge's cached LLM calls"),
-    Narrow("searchprime.eval.entropy", "train", lazy=True, why="lead: entropy loads the policy"),
-]
+def _read_drawing(path: Path = DRAWING) -> list[Rule]:
+    """The rules of the ``| importer | may import | why |`` table of docs/architecture.md."""
+    rules = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        importer = cells[0].strip("`")
+        assert importer, f"{path}:{lineno}: empty importer"
+        for item in filter(None, (i.strip() for i in cells[1].split(","))):
+            m = re.fullmatch(r"(\*|[\w.]+)( \(lazy\))?", item)
+            assert m, f"{path}:{lineno}: cannot read {item!r}"
+            rules.append(Rule(importer, m.group(1), lazy=bool(m.group(2))))
+        if not cells[1]:
+            rules.append(Rule(importer, ""))  # a row that allows nothing still names its stage
+    return rules
 
-#: Edges in the code that DESIGN §8 does not draw: (importing module, imported stage) -> why
-#: it is there. For the lead: redraw DESIGN or change the code, then delete the entry.
-UNDRAWN: dict[tuple[str, str], str] = {
-    ("searchprime.world.teachers", "llm"): "a teacher implements the LLM protocol",
-    ("searchprime.world.teachers", "search"): "reads results with search.format.parse_hits",
-    ("searchprime.world.calibrate", "agent"): "calibration runs teachers through rollout()",
-    ("searchprime.world.calibrate", "eval"): "calibration counts right answers by eval's EM",
-    ("searchprime.data.config", "eval"): "selection's correctness is eval.score.is_correct",
-    ("searchprime.data.prime", "tasks"): "prime --tasks (stratify) loads a task file",
-    ("searchprime.eval.entropy", "data"): "entropy scores the SFT samples of a trajectory",
-    ("searchprime.eval.entropy", "llm"): "entropy renders chats with llm.tokens",
-    ("searchprime.eval.score", "tasks"): "score loads the tasks file (any layout)",
-    ("searchprime.behaviors.annotate", "llm"): "the LLM annotator takes an LLM",
-    ("searchprime.behaviors.discover", "llm"): "discovery takes an LLM",
-    ("searchprime.behaviors.rules", "search"): "the rules read observations with parse_hits",
-    ("searchprime.rl.curves", "report"): "RL curves are drawn with report.plots",
-    ("searchprime.rl.grpo", "tasks"): "RL loads its task file",
-    ("searchprime.train.models", "llm"): "the SmolLM2 GGUF comes from llm.models",
-    ("searchprime.train.gguf_export", "llm"): "the GGUF template comes from llm.models",
-    ("searchprime.tasks._loaders", "records"): "tasks (the task-file loaders) is not drawn",
-}
+
+RULES = _read_drawing()
 
 
 @dataclass(frozen=True)
@@ -149,17 +118,15 @@ def _edges() -> tuple[Edge, ...]:
     return tuple(edges)
 
 
-def _allowed_by_table(edge: Edge) -> bool:
+def _rule_for(edge: Edge) -> Rule | None:
+    """The table row that allows ``edge``, or None."""
     if edge.stage in SHARED:
-        return True
-    allowed = STAGES.get(Edge.stage_of(edge.module), frozenset())
-    return allowed == EVERY or edge.stage in allowed
-
-
-def _narrow_rule(edge: Edge) -> Narrow | None:
-    for rule in NARROW:
-        inside = edge.module == rule.module or edge.module.startswith(rule.module + ".")
-        if inside and edge.stage == rule.stage and (edge.lazy or not rule.lazy):
+        return Rule("*", edge.stage)
+    for rule in RULES:
+        inside = edge.module == f"searchprime.{rule.importer}" or edge.module.startswith(
+            f"searchprime.{rule.importer}."
+        )
+        if inside and rule.stage in (edge.stage, EVERY) and (edge.lazy or not rule.lazy):
             return rule
     return None
 
@@ -178,28 +145,43 @@ def test_the_edge_reader_sees_lazy_relative_and_root_imports() -> None:
     assert lazy["searchprime.records"] is False
 
 
-def test_imports_follow_design_section_8() -> None:
+def test_the_drawing_is_read() -> None:
+    stages = {r.importer for r in RULES if "." not in r.importer}
+    drawn = {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert drawn - {"cli"} <= stages, f"stages with no row: {sorted(drawn - stages)}"
+    assert Rule("eval.entropy", "train", lazy=True) in RULES
+    assert Rule("rl", "behaviors") in RULES
+
+
+def test_a_drawing_row_that_cannot_be_read_fails(tmp_path: Path) -> None:
+    bad = tmp_path / "architecture.md"
+    bad.write_text("| importer | may import | why |\n|---|---|---|\n| `rl` | agent; llm | x |\n")
+    with pytest.raises(AssertionError, match=r"architecture.md:3: cannot read 'agent; llm'"):
+        _read_drawing(bad)
+
+
+def test_imports_follow_the_drawing() -> None:
     edges = _edges()
     assert len(edges) > 100  # the reader found the package
-    bad = [
-        str(e)
-        for e in edges
-        if not _allowed_by_table(e)
-        and _narrow_rule(e) is None
-        and (e.module, e.stage) not in UNDRAWN
-    ]
-    assert not bad, "imports against DESIGN §8 (redraw it or change the code):\n" + "\n".join(bad)
+    bad = [str(e) for e in edges if _rule_for(e) is None]
+    assert not bad, "imports against docs/architecture.md (redraw it or change the code):\n" + (
+        "\n".join(bad)
+    )
 
 
-def test_the_exception_lists_only_shrink() -> None:
+def test_every_drawn_edge_is_used() -> None:
     edges = _edges()
-    seen = {(e.module, e.stage) for e in edges}
-    stale = [k for k in UNDRAWN if k not in seen]
-    assert not stale, f"UNDRAWN entries no longer in the code (delete them): {stale}"
-    unused = [r for r in NARROW if not any(_narrow_rule(e) is r for e in edges)]
-    assert not unused, f"NARROW rules no import uses (delete them): {unused}"
-    both = [k for k in UNDRAWN if any(_narrow_rule(e) for e in edges if (e.module, e.stage) == k)]
-    assert not both, f"UNDRAWN entries a NARROW rule already allows: {both}"
+    used = {_rule_for(e) for e in edges}
+    stale = [r for r in RULES if r.stage not in ("", EVERY) and "." in r.importer and r not in used]
+    assert not stale, f"rows of docs/architecture.md no import uses (delete them): {stale}"
+
+
+def test_a_lazy_only_rule_refuses_a_module_level_import() -> None:
+    eager = Edge("searchprime.eval.entropy", "train", "searchprime.train.sft", 1, lazy=False)
+    lazy = Edge("searchprime.eval.entropy", "train", "searchprime.train.sft", 1, lazy=True)
+    assert _rule_for(eager) is None
+    assert _rule_for(lazy) == Rule("eval.entropy", "train", lazy=True)
+    assert _rule_for(Edge("searchprime.eval.score", "agent", "searchprime.agent", 1, False)) is None
 
 
 def test_nothing_imports_the_cli() -> None:
