@@ -13,7 +13,8 @@ import pytest
 
 from searchprime.errors import ConfigError, SearchError
 from searchprime.search.format import format_hits
-from searchprime.search.web import PageReader, SerperConfig, SerperSearch
+from searchprime.search.pages import PageReader
+from searchprime.search.web import SerperConfig, SerperSearch
 
 
 def serper_response(q: str, num: int) -> dict:

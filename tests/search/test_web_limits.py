@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from searchprime.errors import ConfigError, SearchError
-from searchprime.search.web import PageReader, is_public_ip
+from searchprime.search.pages import PageReader, is_public_ip
 
 NOT_GLOBAL = [
     "100.64.0.1",  # shared address space (carrier-grade NAT)

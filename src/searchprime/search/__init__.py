@@ -25,7 +25,7 @@ _LAZY = {
     "RetrieverClient": "searchprime.search.http_client",
     "SerperConfig": "searchprime.search.web",
     "SerperSearch": "searchprime.search.web",
-    "PageReader": "searchprime.search.web",
+    "PageReader": "searchprime.search.pages",
     "SearchConfig": "searchprime.search.registry",
     "load_search": "searchprime.search.registry",
     "register_search_backend": "searchprime.search.registry",
