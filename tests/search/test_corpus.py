@@ -35,7 +35,7 @@ def test_unquoted_title_untitled_and_meta(tmp_path: Path) -> None:
     )
     a, b = list(read_corpus(p))
     assert (a.id, a.title, a.text, a.meta) == ("7", "Plain Title", "body text", {"year": 1999})
-    assert (b.title, b.text) == ("", "no title line here")
+    assert (b.title, b.text) == ("no title line here", "")  # Search-R1: first line = title
 
 
 def test_gzip_and_parquet(tmp_path: Path) -> None:

@@ -33,7 +33,8 @@ def prime(
     no_dedup: bool = typer.Option(False, help="Keep repeats (same task + same actions)."),
     stratify: str | None = typer.Option(
         None,
-        help="Task meta field (e.g. hops): keep the pool's mix of its values. Needs --tasks.",
+        help="Task field: data_source, a meta key (hops) or a dotted meta key (extra_info.split); "
+        "scalar values only. Keeps the pool's mix of its values. Needs --tasks.",
     ),
     tasks: list[Path] | None = typer.Option(
         None, "--tasks", help="Task file(s) the trajectories were rolled out on (--stratify)."

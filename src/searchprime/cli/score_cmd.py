@@ -24,6 +24,11 @@ def score(
     trajectories: Path = typer.Argument(..., help="Trajectories JSONL.", exists=True),
     out_path: Path = typer.Option(..., "--out", help="Scored trajectories JSONL (atomic)."),
     tasks: Path | None = typer.Option(None, "--tasks", help="Tasks file: golds + denominator."),
+    data_source: str | None = typer.Option(
+        None,
+        "--data-source",
+        help="Source name for tasks and trajectories that name none (GAIA, HLE files).",
+    ),
     judge_url: str | None = typer.Option(None, help="OpenAI-compatible base URL of a judge."),
     judge_model: str | None = typer.Option(None, help="Judge model name (default: the server's)."),
     judge_key_env: str | None = typer.Option(None, help="Env var holding the judge's API key."),
@@ -45,7 +50,7 @@ def score(
 
     # read and check every input before a judge is contacted or a progress bar drawn
     trajs, read = read_latest(trajectories, Trajectory)
-    task_list = load_task_file(tasks) if tasks is not None else None
+    task_list = load_task_file(tasks, data_source) if tasks is not None else None
     judge = None
     llm = None
     if judge_url:
@@ -61,7 +66,13 @@ def score(
     try:
         with progress_bar("scoring", len(trajs)) as advance:
             report = score_trajectories(
-                trajs, out_path, tasks=task_list, judge=judge, on_done=advance, read=read
+                trajs,
+                out_path,
+                tasks=task_list,
+                judge=judge,
+                on_done=advance,
+                read=read,
+                data_source=data_source,
             )
     finally:
         if llm is not None:

@@ -39,7 +39,8 @@ class SelectionConfig(BaseModel):
     dedup: bool = Field(default=True, description="Drop repeats: same task + same actions.")
     stratify: str | None = Field(
         default=None,
-        description="A field of the tasks' meta (e.g. 'hops'): draw n so that the selection "
+        description="A task field with scalar values: 'data_source', a meta key ('hops') or a "
+        "dotted meta key ('extra_info.split'). Draws n so that the selection "
         "keeps the usable pool's mix of its values rather than the mix the strategy favours "
         "(correct runs are mostly the easy tasks). Needs the tasks.",
     )

@@ -1,5 +1,7 @@
 """Stratified draws: split ``n`` over the values of a task field, keeping the pool's mix.
 
+The field is a top-level scalar of the task (``data_source``) or a key of its meta (``hops``).
+
 >>> allocate(10, {"1": 37, "2": 43, "3": 20}, {"1": 50, "2": 30, "3": 1})
 {'1': 4, '2': 5, '3': 1}
 """
@@ -9,23 +11,55 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 
-from searchprime.errors import SelectionError
+from searchprime.errors import ConfigError, SelectionError
 from searchprime.records import Task, Trajectory
 
 __all__ = ["allocate", "stratified_draw", "stratum_of"]
 
 
+#: Task fields that hold one value each (``answers`` and ``meta`` do not).
+_TOP_LEVEL = ("data_source", "id", "question")
+
+
 def stratum_of(traj: Trajectory, field: str, tasks: Mapping[str, Task]) -> str:
-    """The value of ``field`` in the meta of the task ``traj`` was rolled out on."""
+    """The value of ``field`` for the task ``traj`` was rolled out on.
+
+    ``field`` is a top-level task field (``data_source``), else a key of the task's meta;
+    a dotted name reaches into a meta object (``extra_info.split``). The value must be a
+    scalar: an object or a list has no single value to keep the mix of (ConfigError).
+    """
     task = tasks.get(traj.task_id)
     if task is None:
         raise SelectionError(
             f"stratify: {field}: task {traj.task_id!r} is not among the tasks given "
             "(pass the task file the trajectories were rolled out on)"
         )
-    if field not in task.meta:
-        raise SelectionError(f"stratify: task {traj.task_id!r} has no meta field {field!r}")
-    return str(task.meta[field])
+    if field in _TOP_LEVEL:
+        value = getattr(task, field)
+        if value is None:
+            raise SelectionError(f"stratify: task {traj.task_id!r} has no {field}")
+    else:
+        value = _meta_value(task, field)
+    if isinstance(value, (dict, list, tuple)):
+        kind = "an object" if isinstance(value, dict) else "a list"
+        hint = f", e.g. {field}.{next(iter(value))}" if isinstance(value, dict) and value else ""
+        raise ConfigError(
+            f"stratify: {field}: is {kind} in task {traj.task_id!r}, not a single value; "
+            f"stratify by a scalar field (data_source, a meta key, or a dotted key{hint})"
+        )
+    return str(value)
+
+
+def _meta_value(task: Task, field: str) -> object:
+    keys = [field] if field in task.meta else field.split(".")
+    value: object = task.meta
+    for i, key in enumerate(keys):
+        if not isinstance(value, dict) or value.get(key) is None:
+            where = "meta field" if i == 0 else f"key {key!r} in meta field"
+            name = ".".join(keys[: max(i, 1)])
+            raise SelectionError(f"stratify: task {task.id!r} has no {where} {name!r}")
+        value = value[key]
+    return value
 
 
 def allocate(n: int, shares: Mapping[str, int], available: Mapping[str, int]) -> dict[str, int]:

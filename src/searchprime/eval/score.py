@@ -19,7 +19,13 @@ from pydantic import BaseModel, Field
 
 from searchprime.errors import ConfigError
 from searchprime.eval.judge import LLMJudge
-from searchprime.eval.metrics import cover_em, exact_match, split_golds, token_f1
+from searchprime.eval.metrics import (
+    cover_em,
+    exact_match,
+    is_regex_source,
+    split_golds,
+    token_f1,
+)
 from searchprime.records import (
     ReadReport,
     Scores,
@@ -77,24 +83,37 @@ class ScoreReport(BaseModel):
     )
 
 
-def load_task_file(path: str | Path) -> list[Task]:
-    """Tasks from any layout the task loaders accept (falls back to Task JSONL)."""
+def load_task_file(path: str | Path, data_source: str | None = None) -> list[Task]:
+    """Tasks from any layout the task loaders accept (falls back to Task JSONL).
+
+    ``data_source`` names the source of tasks that name none (see ``load_tasks``).
+    """
     try:
         from searchprime.tasks import load_tasks  # type: ignore[attr-defined]
     except ImportError:
         load_tasks = None
     if load_tasks is not None:
-        return list(load_tasks(path))
-    return list(read_jsonl(path, Task))
+        return list(load_tasks(path, data_source=data_source))
+    tasks = list(read_jsonl(path, Task))
+    for t in tasks:
+        t.data_source = t.data_source or data_source
+    return tasks
 
 
-def score_one(traj: Trajectory, golds: list[str]) -> Scores:
-    """String metrics of one trajectory (no judge)."""
+def score_one(traj: Trajectory, golds: list[str], data_source: str | None = None) -> Scores:
+    """String metrics of one trajectory (no judge).
+
+    Golds of a regex source (``curatedtrec``: ``data_source``, else the trajectory's own) are
+    matched as patterns by EM and cover-EM (see :mod:`searchprime.eval.metrics`).
+    """
     pred = traj.final_answer
     if pred is None or not pred.strip():
         return Scores(em=0.0, cover_em=0.0, f1=0.0)
+    regex = is_regex_source(data_source or traj.data_source)
     return Scores(
-        em=exact_match(pred, golds), cover_em=cover_em(pred, golds), f1=token_f1(pred, golds)
+        em=exact_match(pred, golds, regex=regex),
+        cover_em=cover_em(pred, golds, regex=regex),
+        f1=token_f1(pred, golds),
     )
 
 
@@ -144,13 +163,13 @@ def _group(rows: list[tuple[Scores, bool]], missing: int, judged: bool) -> Group
 
 async def _score_async(
     trajs: list[Trajectory],
-    golds_of: Callable[[Trajectory], list[str]],
+    golds_of: Callable[[Trajectory], tuple[list[str], str | None]],
     judge: LLMJudge | None,
     on_done: Callable[[int], None] | None,
 ) -> None:
     async def one(traj: Trajectory) -> None:
-        golds = golds_of(traj)
-        scores = score_one(traj, golds)
+        golds, data_source = golds_of(traj)
+        scores = score_one(traj, golds, data_source)
         if judge is not None:
             if traj.final_answer and traj.final_answer.strip():
                 verdict = await judge.judge(traj.question, traj.final_answer, golds)
@@ -173,16 +192,27 @@ def score_file(
     tasks: str | Path | None = None,
     judge: LLMJudge | None = None,
     on_done: Callable[[int], None] | None = None,
+    data_source: str | None = None,
 ) -> ScoreReport:
     """Fill ``Trajectory.scores`` for every record of ``trajectories`` and write ``out``.
 
     Gold answers come from the trajectory itself, or from ``tasks`` when given (the tasks
     file wins, and also defines the denominator). ``out`` is written atomically; the report is
     also written to ``<out>.summary.json``. The last record of each (task, attempt) is scored.
+    ``data_source`` names the source of tasks and trajectories that name none (else they are
+    reported as ``unknown``); one that names its own keeps it.
     """
     trajs, read = read_latest(trajectories, Trajectory)
-    task_list = load_task_file(tasks) if tasks is not None else None
-    return score_trajectories(trajs, out, tasks=task_list, judge=judge, on_done=on_done, read=read)
+    task_list = load_task_file(tasks, data_source) if tasks is not None else None
+    return score_trajectories(
+        trajs,
+        out,
+        tasks=task_list,
+        judge=judge,
+        on_done=on_done,
+        read=read,
+        data_source=data_source,
+    )
 
 
 def score_trajectories(
@@ -193,20 +223,29 @@ def score_trajectories(
     judge: LLMJudge | None = None,
     on_done: Callable[[int], None] | None = None,
     read: ReadReport | None = None,
+    data_source: str | None = None,
 ) -> ScoreReport:
     """Score already-read trajectories (see :func:`score_file`); ``read`` says where from."""
     read = read or ReadReport()
     task_by_id: dict[str, Task] = {t.id: t for t in tasks or []}
+    for t in trajs:  # a record without a source takes its task's, then the override
+        if t.data_source is None:
+            task = task_by_id.get(t.task_id)
+            t.data_source = (task.data_source if task else None) or data_source
 
-    def golds_of(traj: Trajectory) -> list[str]:
+    def golds_of(traj: Trajectory) -> tuple[list[str], str | None]:
+        """Golds and data source: the task's when the tasks file has it, else the record's."""
         task = task_by_id.get(traj.task_id)
-        return split_golds(task.answers if task is not None else traj.answers)
+        if task is None:
+            return split_golds(traj.answers), traj.data_source
+        return split_golds(task.answers), task.data_source or traj.data_source
 
     asyncio.run(_score_async(trajs, golds_of, judge, on_done))
     write_jsonl(out, trajs)
 
     def source_of(traj_source: str | None, task: Task | None) -> str:
-        return traj_source or (task.data_source if task else None) or "unknown"
+        task_source = task.data_source if task else None
+        return traj_source or task_source or data_source or "unknown"
 
     seen = {t.task_id for t in trajs}
     missing = [tid for tid in task_by_id if tid not in seen]

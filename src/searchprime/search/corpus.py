@@ -20,6 +20,7 @@ from typing import Any
 
 from searchprime.errors import RecordError
 from searchprime.records._lines import LineReader, first_line, open_lines
+from searchprime.search.format import split_contents
 
 try:  # orjson is several times faster on 1M-line corpora; the stdlib works too
     import orjson as _orjson
@@ -67,16 +68,6 @@ def contents_of(title: str, text: str) -> str:
     return f'"{title}"\n{text}'
 
 
-def _split_contents(contents: str) -> tuple[str, str]:
-    title, sep, text = contents.partition("\n")
-    if not sep:  # no title line: the whole string is text
-        return "", contents.strip()
-    title = title.strip()
-    if len(title) >= 2 and title[0] == '"' and title[-1] == '"':
-        title = title[1:-1]
-    return title, text.strip()
-
-
 def _opt_str(obj: dict[str, Any], key: str, path: Any, line: int | None) -> str | None:
     value = obj.get(key)
     if value is None or isinstance(value, str):
@@ -99,7 +90,7 @@ def parse_record(obj: Any, path: Any = None, line: int | None = None) -> CorpusD
     if contents is not None:
         if not isinstance(contents, str):
             raise RecordError(path, line, "contents", "expected a string")
-        title, text = _split_contents(contents)
+        title, text = split_contents(contents)
     elif "text" in obj:
         text = obj["text"]
         if not isinstance(text, str):

@@ -7,7 +7,8 @@ authority (Authority Evaluation needs a source to weigh)::
     Orvane Telmar is a river port ...
 
 :func:`parse_hits` inverts :func:`format_hits`, so annotators and scripted teachers that see
-only the text can recover the documents.
+only the text can recover the documents. :func:`split_contents` reads a passage stored in
+Search-R1's ``contents`` layout (``'"Title"\\ntext'``) the way Search-R1 shows it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Sequence
 from urllib.parse import urlparse
 
 from searchprime.records import SearchHit
+
+__all__ = ["NO_RESULTS", "domain_of", "format_hit", "format_hits", "parse_hits", "split_contents"]
 
 NO_RESULTS = "No results found."
 
@@ -33,6 +36,25 @@ def domain_of(url: str | None) -> str | None:
 
 def _clean(text: str) -> str:
     return " ".join(text.split())
+
+
+def split_contents(contents: str) -> tuple[str, str]:
+    """``(title, text)`` of a Search-R1 ``contents`` string: the first line is the title.
+
+    As Search-R1's retrieval client formats ``Doc i(Title: {first line}) {rest}``, a passage
+    with no newline is all title and no text (so the agent still sees it as the title); the
+    double quotes wiki-18 puts around titles are dropped.
+
+    >>> split_contents('"Lyon"\\nLyon is a city.')
+    ('Lyon', 'Lyon is a city.')
+    >>> split_contents("no title line here")
+    ('no title line here', '')
+    """
+    title, _, text = contents.partition("\n")
+    title = title.strip()
+    if len(title) >= 2 and title[0] == '"' and title[-1] == '"':
+        title = title[1:-1]
+    return title, text.strip()
 
 
 def format_hit(rank: int, hit: SearchHit) -> str:

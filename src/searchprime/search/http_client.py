@@ -19,7 +19,7 @@ from searchprime import secrets
 from searchprime._http import HTTPFailure, RetryPolicy, SyncBridge, Transport
 from searchprime.errors import ConfigError, SearchError
 from searchprime.records import SearchHit
-from searchprime.search.corpus import _split_contents
+from searchprime.search.format import split_contents
 
 __all__ = ["RetrieverClient", "document_to_hit", "parse_result"]
 
@@ -33,7 +33,7 @@ def document_to_hit(doc: Any, score: float | None = None) -> SearchHit:
     if "text" in doc and isinstance(doc.get("text"), str):
         title, text = doc.get("title") or "", doc["text"]
     else:
-        title, text = _split_contents(str(doc.get("contents", "")))
+        title, text = split_contents(str(doc.get("contents", "")))
     known = {"id", "contents", "title", "text", "source", "url", "score"}
     return SearchHit(
         doc_id=str(doc.get("id", doc.get("doc_id", ""))),

@@ -5,7 +5,9 @@ Layouts (``fmt``):
 * ``bp`` - the Behavior Priming JSON array: ``{id, question, answer, data_source?, ...}`` where
   ``answer`` joins several gold answers with the literal ``<|answer_split|>``. WebWalkerQA files
   share the layout (free-form ``answer``; ``root_url``, ``info``, ... go to ``meta``).
-* ``flashrag`` - FlashRAG JSONL: ``{id, question, golden_answers: [...], metadata?}``.
+* ``flashrag`` - FlashRAG JSONL: ``{id, question, golden_answers: [...], metadata?}``. In a
+  multiple-choice record (``choices: [...]`` with integer ``golden_answers``), each index
+  becomes the text of that choice, as FlashRAG's ``get_dataset_answer`` does.
 * ``jsonl`` - plain JSONL with Task fields (``answers``) or ``question`` + ``answer``.
 * ``csv`` - a header row with ``question`` and ``answer`` or ``answers`` (``id`` optional).
 * ``parquet`` - columns as for ``jsonl``.
@@ -68,14 +70,21 @@ def detect_format(path: str | Path) -> str:
     )
 
 
-def load_tasks(path: str | Path, fmt: str = "auto", limit: int | None = None) -> list[Task]:
+def load_tasks(
+    path: str | Path,
+    fmt: str = "auto",
+    limit: int | None = None,
+    data_source: str | None = None,
+) -> list[Task]:
     """Load tasks from ``path`` (a file, ``hf:<name>[:split]`` or ``hfdisk:<dir>[:split]``).
 
     ``limit`` keeps the first ``limit`` tasks. Duplicate ids are an error, because a rollout
-    resumes by (task id, attempt).
+    resumes by (task id, attempt). ``data_source`` names the benchmark of records that do not
+    name one (GAIA, HLE files have none and would score as ``unknown``); a record's own
+    ``data_source`` always wins over it.
 
     >>> tasks = load_tasks("mhqa_sample.json")  # doctest: +SKIP
-    >>> tasks[0].answers
+    >>> tasks[0].answers  # doctest: +SKIP
     ['Frederick V']
     """
     if fmt == "auto":
@@ -84,6 +93,8 @@ def load_tasks(path: str | Path, fmt: str = "auto", limit: int | None = None) ->
         raise ConfigError(f"unknown task format {fmt!r}; choose one of {TASK_FORMATS} or 'auto'")
     if limit is not None and limit < 0:
         raise ConfigError(f"limit must be >= 0, got {limit}")
+    if data_source is not None and (not isinstance(data_source, str) or not data_source.strip()):
+        raise ConfigError(f"data_source: expected a non-empty name, got {data_source!r}")
     readers = {
         "bp": _iter_json_array,
         "flashrag": _iter_jsonl,
@@ -101,7 +112,9 @@ def load_tasks(path: str | Path, fmt: str = "auto", limit: int | None = None) ->
     for lineno, obj in readers[fmt](spec):
         if limit is not None and len(tasks) >= limit:
             break
-        task = record_to_task(obj, spec, lineno, default_id=str(len(tasks)))
+        task = record_to_task(
+            obj, spec, lineno, default_id=str(len(tasks)), default_source=data_source
+        )
         if task.id in seen:
             first = seen[task.id]
             raise RecordError(
@@ -135,10 +148,37 @@ def _answers(value: Any, path: str, line: int | None, field: str) -> list[str]:
     return answers
 
 
+def _choice_texts(golds: Any, choices: Any, path: str, line: int | None, field: str) -> Any:
+    """FlashRAG multiple choice: integer golds index ``choices``; other golds pass unchanged."""
+    if not isinstance(choices, list) or not choices:
+        return golds
+    items = golds if isinstance(golds, list) else [golds]
+    out = []
+    for i, gold in enumerate(items):
+        if isinstance(gold, bool) or not isinstance(gold, int):
+            out.append(gold)
+            continue
+        if not 0 <= gold < len(choices):
+            where = f"{field}.{i}" if isinstance(golds, list) else field
+            raise RecordError(
+                path, line, where, f"choice index {gold} out of range for {len(choices)} choices"
+            )
+        out.append(choices[gold])
+    return out
+
+
 def record_to_task(
-    obj: dict[str, Any], path: str | Path, line: int | None, *, default_id: str
+    obj: dict[str, Any],
+    path: str | Path,
+    line: int | None,
+    *,
+    default_id: str,
+    default_source: str | None = None,
 ) -> Task:
-    """Normalise one raw record of any supported layout into a :class:`Task`."""
+    """Normalise one raw record of any supported layout into a :class:`Task`.
+
+    ``default_source`` is the data source of a record that names none.
+    """
     path = str(path)
     if not isinstance(obj, dict):
         raise RecordError(path, line, "<record>", f"expected an object, got {type(obj).__name__}")
@@ -154,7 +194,8 @@ def record_to_task(
         raise RecordError(
             path, line, "answer", "missing (expected answer, answers or golden_answers)"
         )
-    answers = _answers(rest.pop(akey), path, line, akey)
+    golds = _choice_texts(rest.pop(akey), rest.get("choices"), path, line, akey)
+    answers = _answers(golds, path, line, akey)
     for key in _ANSWER_KEYS:  # a null alternative answer column is not metadata
         if key in rest and rest[key] is None:
             rest.pop(key)
@@ -172,6 +213,8 @@ def record_to_task(
         data_source = rest["type"]  # WebWalkerQA names itself in `type`
     if data_source is not None and not isinstance(data_source, str):
         raise RecordError(path, line, "data_source", "expected a string")
+    if data_source is None:
+        data_source = default_source
     meta = rest.pop("meta", None)
     if meta is not None and not isinstance(meta, dict):
         raise RecordError(path, line, "meta", "expected an object")

@@ -42,6 +42,12 @@ class Claim:
     page: Page
     subj: str
     value: str
+    shown: str | None = None  # the source the result showed (None: the backend gave none)
+
+    @property
+    def source_noun(self) -> str | None:
+        """How the thinking names the shown source; never the world's hidden one."""
+        return P.SOURCE_NOUN.get(self.shown, self.shown) if self.shown else None
 
 
 @dataclass
@@ -152,7 +158,7 @@ class Run:
                 continue
             for r, s, o in page.claims:
                 if r == rel:
-                    out.append(Claim(i, page, s, o))
+                    out.append(Claim(i, page, s, o, shown=hit.source))
         return out
 
     def search(
@@ -281,16 +287,18 @@ class Run:
         slip = self.cfg.slip if len(kinds) >= 3 else 0.0
         kw = dict(
             a=low.rank,
-            sa=P.SOURCE_NOUN[low.page.source],
+            sa=low.source_noun,
             w=self.world.name(low.value),
             b=best.rank,
-            sb=P.SOURCE_NOUN[best.page.source],
+            sb=best.source_noun,
             v=self.world.name(best.value),
         )
         bank_ok, bank_slip = P.AUTHORITY, P.AUTHORITY_SLIP
+        if kw["sa"] is None or kw["sb"] is None:  # no source shown: do not name one
+            bank_ok, bank_slip = P.AUTHORITY_UNSOURCED, P.AUTHORITY_SLIP_UNSOURCED
         if not by_rank:
-            bank_ok = tuple(b for b in P.AUTHORITY if "{a}" not in b)
-            bank_slip = tuple(b for b in P.AUTHORITY_SLIP if "{a}" not in b)
+            bank_ok = tuple(b for b in bank_ok if "{a}" not in b)
+            bank_slip = tuple(b for b in bank_slip if "{a}" not in b)
         if self.fire(slip):
             return self.adopt(
                 low, self.pick(bank_slip, **kw), ["authority_evaluation"], "weigh_slip"

@@ -117,6 +117,18 @@ AUTHORITY_SLIP = (
     "so I trust it more: {w}.",
     "The sources disagree: {w} on a {sa}, {v} on the {sb}. The {sa} seems more reliable here.",
 )
+#: the same judgements when the results showed no source to name (the backend gave none)
+AUTHORITY_UNSOURCED = (
+    "Doc {a} says {w}, but Doc {b} says {v}; Doc {b} reads as the more reliable page, so {v}.",
+    "The results disagree: Doc {a} gives {w}, Doc {b} gives {v}. Doc {b} is more "
+    "authoritative, so {v}.",
+    "The pages disagree on {w} and {v}; the one giving {v} is the more credible page, so {v}.",
+)
+AUTHORITY_SLIP_UNSOURCED = (
+    "Doc {a} says {w}, but Doc {b} says {v}; Doc {a} sounds first-hand, so I trust it more: {w}.",
+    "The pages disagree on {w} and {v}; the one giving {w} sounds first-hand, so I trust it "
+    "more: {w}.",
+)
 ADAPT_ALIAS = (
     "No result gives the {noun}, but Doc {r} says {alias} is another name for {name}. "
     "I'll search for {name} instead.",
