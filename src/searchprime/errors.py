@@ -78,7 +78,13 @@ class BackendError(SearchPrimeError):
 
 
 class LLMError(BackendError):
-    """An LLM backend failed after retries."""
+    """An LLM backend failed after retries.
+
+    ``final`` is True when the reply said the *request* was at fault (a 4xx not worth
+    retrying, e.g. a context too long): another server of the same model would refuse it too.
+    """
+
+    final: bool = False
 
 
 class SearchError(BackendError):

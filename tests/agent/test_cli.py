@@ -113,3 +113,24 @@ def test_rollout_cli_local_policy_model(bm25_index: Path, tmp_path: Path) -> Non
     assert len(trajs) == 2 and all(t.policy["kind"] == "local" for t in trajs)
     assert all(len(t.turns) == 2 and t.termination == "max_turns" for t in trajs)
     assert all(turn.output_tokens and turn.output_tokens <= 8 for t in trajs for turn in t.turns)
+
+
+def test_rollout_cli_data_source_names_tasks_without_one(bm25_index: Path, tmp_path: Path) -> None:
+    tasks = tmp_path / "hle.jsonl"  # an HLE/GAIA export: no data_source field
+    tasks.write_text(
+        "".join(
+            json.dumps({"id": t.id, "question": t.question, "answer": t.answers[0]}) + "\n"
+            for t in make_tasks(2)
+        )
+    )
+    runner = CliRunner()
+    with FakeOpenAIServer(http_responder, tokenize=False) as srv:
+        for name, extra in (("plain", []), ("named", ["--data-source", "hle"])):
+            out = tmp_path / f"{name}.jsonl"
+            args = ["rollout", "--tasks", str(tasks), "--out", str(out), "--policy-url",
+                    srv.base_url, "--search-index", str(bm25_index), "--max-turns", "2",
+                    *extra]  # fmt: skip
+            result = runner.invoke(app, args)
+            assert result.exit_code == 0, result.output
+    assert {t.data_source for t in read_jsonl(tmp_path / "plain.jsonl", Trajectory)} == {None}
+    assert {t.data_source for t in read_jsonl(tmp_path / "named.jsonl", Trajectory)} == {"hle"}

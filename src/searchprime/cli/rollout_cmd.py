@@ -41,6 +41,9 @@ class RolloutRunConfig(BaseModel):
     concurrency: int = Field(default=8, ge=1, description="Agents in flight at once.")
     seed: int = Field(default=0, description="Base seed; each (task, attempt) derives its own.")
     task_format: str = Field(default="auto", description="Task file layout (see load_tasks).")
+    data_source: str | None = Field(
+        default=None, description="Source name for tasks that name none (GAIA, HLE files)."
+    )
     limit: int | None = Field(default=None, ge=0, description="Use only the first N tasks.")
     retry_errors: bool = Field(
         default=True,
@@ -119,7 +122,7 @@ def rollout_main(
     tasks: Path,
     out: Path,
     config: Path | None = None,
-    policy_url: str | None = None,
+    policy_url: str | list[str] | None = None,
     policy_model: str | None = None,
     api_key_env: str | None = None,
     teacher: str | None = None,
@@ -133,16 +136,20 @@ def rollout_main(
     limit: int | None = None,
     seed: int | None = None,
     task_format: str | None = None,
+    data_source: str | None = None,
     progress: bool = True,
     retry_errors: bool | None = None,
 ) -> Any:
     """Run a rollout as the CLI does; returns the :class:`RolloutSummary`.
 
     Holds the lock on ``out`` for the whole run (a second writer gets ``LockHeldError``).
+    Several ``policy_url`` values make one pool of servers (see :mod:`searchprime.llm.pool`).
     """
     from searchprime.records.lock import OutputLock
     from searchprime.tasks import load_tasks
 
+    if isinstance(policy_url, list):  # the repeatable flag: one URL is a plain server
+        policy_url = (policy_url[0] if len(policy_url) == 1 else policy_url) or None
     chosen = [n for n, v in (("--policy-url", policy_url), ("--policy-model", policy_model),
                              ("--teacher", teacher)) if v is not None]  # fmt: skip
     if len(chosen) > 1:
@@ -157,6 +164,7 @@ def rollout_main(
         "limit": limit,
         "seed": seed,
         "task_format": task_format,
+        "data_source": data_source,
         "retry_errors": retry_errors,
         # a flag overrides only the fields it names; the rest of the YAML section stays
         "policy.api_key_env": api_key_env,
@@ -172,7 +180,7 @@ def rollout_main(
         overrides.update(_section("search", {"kind": "http", "url": search_url}))
     cfg = load_config(RolloutRunConfig, config, overrides)
 
-    task_list = load_tasks(tasks, cfg.task_format, cfg.limit)
+    task_list = load_tasks(tasks, cfg.task_format, cfg.limit, data_source=cfg.data_source)
     if not task_list:
         raise ConfigError(f"{tasks}: no tasks to run")
     with OutputLock(out, purpose="searchprime rollout"):
@@ -200,9 +208,12 @@ def _run_locked(
         try:
             if already < total:
                 await prepare_policy(llm)  # a dead endpoint stops here, before the header
+            servers = len(getattr(llm, "base_urls", ())) or 1
             _say(
                 f"rollout: {len(task_list)} tasks x {cfg.attempts} attempt(s), policy "
-                f"{getattr(llm, 'name', type(llm).__name__)}, search "
+                f"{getattr(llm, 'name', type(llm).__name__)}"
+                + (f" on {servers} servers" if servers > 1 else "")
+                + ", search "
                 f"{getattr(search, 'name', '?')}, concurrency {cfg.concurrency} -> {out}"
             )
             kwargs = {
@@ -235,8 +246,11 @@ def register(app: typer.Typer) -> None:
         tasks: Path = typer.Option(..., "--tasks", help="Task file (.json, .jsonl, .csv, hf:...)."),
         out: Path = typer.Option(..., "--out", help="Trajectories JSONL (appended; resumable)."),
         config: Path | None = typer.Option(None, "--config", help="YAML RolloutRunConfig."),
-        policy_url: str | None = typer.Option(
-            None, "--policy-url", help="OpenAI-compatible endpoint, e.g. http://host:8000/v1."
+        policy_url: list[str] | None = typer.Option(
+            None,
+            "--policy-url",
+            help="OpenAI-compatible endpoint, e.g. http://host:8000/v1; repeat it for several "
+            "servers of one model (least-loaded, a failed one rests and is retried later).",
         ),
         policy_model: str | None = typer.Option(
             None, "--policy-model", help="Local Hugging Face model folder or .gguf file."
@@ -264,6 +278,9 @@ def register(app: typer.Typer) -> None:
         seed: int | None = typer.Option(None, "--seed", help="Base sampling seed."),
         task_format: str | None = typer.Option(
             None, "--task-format", help="auto | bp | flashrag | jsonl | csv | parquet | hf | hfdisk"
+        ),
+        data_source: str | None = typer.Option(
+            None, "--data-source", help="Source name for tasks that name none (GAIA, HLE)."
         ),
         retry_errors: bool | None = typer.Option(
             None,
@@ -294,6 +311,7 @@ def register(app: typer.Typer) -> None:
             limit=limit,
             seed=seed,
             task_format=task_format,
+            data_source=data_source,
             retry_errors=retry_errors,
         )
         if result.failed:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from searchprime.llm.base import LLM, Completion, SamplingParams, restore_stop
 from searchprime.llm.models import smollm2_gguf_path
 from searchprime.llm.openai_http import OpenAIChat
+from searchprime.llm.pool import OpenAIPool
 from searchprime.llm.registry import LLMConfig, load_llm, register_llm_backend
 from searchprime.llm.serve import GGUFServer
 from searchprime.llm.tokens import count_chat_tokens, load_tokenizer
@@ -24,6 +25,7 @@ __all__ = [
     "LLMConfig",
     "LocalHF",
     "OpenAIChat",
+    "OpenAIPool",
     "SamplingParams",
     "count_chat_tokens",
     "load_llm",

@@ -191,7 +191,9 @@ class OpenAIChat:
             self.stats["retries"] += exc.attempts - 1
             self.stats["failures"] += 1
             message = self._scrub(exc.summary(f"{method} {url}"))
-            raise (EndpointUnreachable if exc.unreachable else LLMError)(message) from None
+            err = (EndpointUnreachable if exc.unreachable else LLMError)(message)
+            err.final = exc.final
+            raise err from None
         self.stats["retries"] += retries
         return value, retries
 

@@ -6,6 +6,11 @@
       base_url: http://127.0.0.1:8000/v1
       api_key_env: OPENAI_API_KEY     # the variable's name, never the key
 
+A list of URLs (``base_url: [http://gpu0:8000/v1, http://gpu1:8000/v1]``) spreads the requests
+over several servers of the same model (:class:`~searchprime.llm.pool.OpenAIPool`:
+least-loaded dispatch; a failed server rests ``cooldown_s``, doubling, and its requests go
+to the others).
+
 A backend of your own (any object with the :class:`~searchprime.llm.base.LLM` methods) plugs
 in without editing this package: register a factory ``f(cfg) -> llm`` under a name, or name it
 as ``py:<module>:<factory>``, or declare it as an entry point in the
@@ -52,7 +57,11 @@ class LLMConfig(BaseModel):
         "registered with register_llm_backend, or py:<module>:<factory>.",
     )
     # openai
-    base_url: str | None = Field(default=None, description="e.g. http://127.0.0.1:8000/v1.")
+    base_url: str | list[str] | None = Field(
+        default=None,
+        description="e.g. http://127.0.0.1:8000/v1; a list of several servers of one model "
+        "makes a pool (least-loaded dispatch, failover).",
+    )
     model: str | None = Field(default=None, description="Model name; None = first of /models.")
     api_key_env: str | None = Field(
         default=None, description="Name of the environment variable holding the API key."
@@ -64,6 +73,15 @@ class LLMConfig(BaseModel):
         default=0.5, ge=0, description="Retry backoff: uniform(0, min(max, base * 2**retry)) s."
     )
     backoff_max_s: float = Field(default=30.0, ge=0, description="Longest wait between retries.")
+    cooldown_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="Pool of servers: how long a failed server is left out the first time "
+        "(doubling with each failure in a row).",
+    )
+    cooldown_max_s: float = Field(
+        default=120.0, ge=0, description="Pool of servers: the longest a failed server rests."
+    )
     extra_body: dict[str, Any] = Field(
         default_factory=dict, description="Extra JSON merged into each request."
     )
@@ -90,6 +108,10 @@ class LLMConfig(BaseModel):
 
     @model_validator(mode="after")
     def _needs_target(self) -> LLMConfig:
+        if isinstance(self.base_url, list) and len(set(self.base_url)) != len(self.base_url):
+            raise ValueError("base_url lists a server twice")
+        if self.cooldown_max_s < self.cooldown_s:
+            raise ValueError("cooldown_max_s must be >= cooldown_s")
         return LLM_BACKENDS.checked(self)
 
 
@@ -107,11 +129,11 @@ def load_llm(cfg: LLMConfig | dict[str, Any]) -> LLM:
 @register_llm_backend("openai", check=builtin_check("base_url"))
 def _openai(cfg: LLMConfig) -> LLM:
     from searchprime.llm.openai_http import OpenAIChat
+    from searchprime.llm.pool import OpenAIPool
 
-    assert cfg.base_url is not None
-    return OpenAIChat(
-        cfg.base_url,
-        cfg.model,
+    assert cfg.base_url
+    urls = [cfg.base_url] if isinstance(cfg.base_url, str) else cfg.base_url
+    client: dict[str, Any] = dict(
         api_key_env=cfg.api_key_env,
         timeout_s=cfg.timeout_s,
         max_retries=cfg.max_retries,
@@ -120,6 +142,11 @@ def _openai(cfg: LLMConfig) -> LLM:
         extra_body=cfg.extra_body,
         backoff_base_s=cfg.backoff_base_s,
         backoff_max_s=cfg.backoff_max_s,
+    )
+    if len(urls) == 1:
+        return OpenAIChat(urls[0], cfg.model, **client)
+    return OpenAIPool(
+        urls, cfg.model, cooldown_s=cfg.cooldown_s, cooldown_max_s=cfg.cooldown_max_s, **client
     )
 
 

@@ -4,7 +4,8 @@
 "return_scores": bool}`` and answers ``{"result": [[{"document": doc, "score": s}, ...], ...]}``
 (without scores, the inner items are the documents themselves). Each document carries
 Search-R1's ``{"id", "contents"}`` (``contents = '"Title"\\ntext'``) plus ``title``, ``text``,
-``source`` and ``url``. ``GET /health`` reports liveness.
+``source`` and ``url``. ``GET /health`` reports liveness and the answering process's ``pid``;
+every ``/retrieve`` answer names it too (header ``X-Searchprime-Worker``).
 
 Concurrent requests are merged into one batched index call (:class:`MicroBatcher`), and the
 index runs in a worker thread, so the event loop only parses and serializes. An optional
@@ -13,14 +14,18 @@ body size, queries, topk, queries × topk, response size — answering 413 (too 
 (topk over the cap) with ``{"detail", "limit", "max"}``. No ``/docs``, ``/redoc`` or
 ``/openapi.json``: the contract is the one above, and they would answer without the token.
 :class:`BackgroundServer` runs the app with uvicorn in a thread (tests, benchmarks,
-notebooks); ``searchprime index serve`` runs it in the foreground.
+notebooks); ``searchprime index serve`` runs it in the foreground, ``--workers N`` as N
+processes on one port (:func:`serve_index`).
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import os
+import signal
 import socket
+import sys
 import threading
 import time
 from typing import Any
@@ -167,6 +172,7 @@ def create_app(
         )
     search = _search_fn(backend)
     expected = f"Bearer {token}".encode() if token else None
+    worker = {"X-Searchprime-Worker": str(os.getpid())}  # which process answered
 
     # /retrieve is a plain Starlette route: the body is validated by pydantic's Rust JSON
     # validator directly and the response serialized with orjson, because FastAPI's body,
@@ -224,7 +230,7 @@ def create_app(
                 f"the response would pass {lim.max_response_bytes} bytes: "
                 "split the batch or lower topk",
             )
-        return Response(body, media_type="application/json")
+        return Response(body, media_type="application/json", headers=worker)
 
     # No /docs, /redoc, /openapi.json: they would answer without the token.
     app = FastAPI(
@@ -234,7 +240,7 @@ def create_app(
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        out: dict[str, Any] = {"status": "ok", "backend": backend.name}
+        out: dict[str, Any] = {"status": "ok", "backend": backend.name, "pid": os.getpid()}
         if expected is None:
             out["describe"] = backend.describe()
         return out
@@ -313,14 +319,26 @@ def serve(
 _ENV_CONFIG = "SEARCHPRIME_SERVE_CONFIG"
 
 
+def _die_with(parent: int) -> None:
+    """End this worker when its supervisor ``parent`` dies, even by SIGKILL (Linux
+    ``PR_SET_PDEATHSIG``): a worker left behind would keep the port and the index mapped."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the line above took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def app_from_env() -> FastAPI:
     """uvicorn factory for multi-process serving (``serve_index(workers=N)``): reads the
     search config, token variable, default topk and limits from ``$SEARCHPRIME_SERVE_CONFIG``."""
-    import os
-
     from searchprime.search.registry import SearchConfig, load_search
 
     spec = json.loads(os.environ[_ENV_CONFIG])
+    if spec.get("parent"):
+        _die_with(spec["parent"])
     token = os.environ.get(spec["token_env"]) if spec.get("token_env") else None
     backend = load_search(SearchConfig.model_validate(spec["search"]))
     limits = ServerLimits.model_validate(spec.get("limits") or {})
@@ -340,12 +358,13 @@ def serve_index(
 ) -> None:
     """Serve the backend a :class:`~searchprime.search.registry.SearchConfig` names.
 
-    ``workers > 1`` runs that many server processes on one port (uvicorn workers); each
-    memory-maps the same index files, so the page cache holds one copy. Use it when HTTP
-    handling, not the index, is the bottleneck (small indexes, many clients).
+    ``workers > 1`` runs that many server processes on one port (uvicorn workers: the process
+    called supervises them, restarts one that dies, and stops them all on SIGINT/SIGTERM; if
+    it is killed outright they exit too). Each memory-maps the same index files, so the page
+    cache holds one copy. One request runs on one process, so this is how a multi-core host
+    serves more requests of one query each (HTTP handling and JSON cost more CPU than a BM25
+    query over 1M passages); ``bench/serve_workers.py`` measures it.
     """
-    import os
-
     from searchprime.errors import ConfigError
     from searchprime.search.registry import load_search
 
@@ -355,6 +374,8 @@ def serve_index(
         token = os.environ.get(token_env)
         if not token:
             raise ConfigError(f"--token-env: environment variable {token_env} is not set")
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
     lim = limits or ServerLimits()
     if not 1 <= default_topk <= lim.max_topk:  # before loading the index
         raise ConfigError(f"--topk {default_topk} must be within 1..{lim.max_topk} (max_topk)")
@@ -374,6 +395,7 @@ def serve_index(
         "token_env": token_env,
         "default_topk": default_topk,
         "limits": lim.model_dump(),
+        "parent": os.getpid(),
     }
     os.environ[_ENV_CONFIG] = json.dumps(spec)
     uvicorn.run(
