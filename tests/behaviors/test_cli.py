@@ -133,3 +133,17 @@ def test_annotate_rules_cli_on_a_tiny_world(tmp_path) -> None:
     assert len(labelled) == 12 and all(t.labels.annotator.startswith("rules") for t in labelled)
     res = runner.invoke(app, ["behaviors", "agreement", str(out)])
     assert res.exit_code == 0 and "agreement over 12 trajectories" in res.output
+    # the action-grounded judge on the same trajectories: its own labeller, the same denominator
+    grounded = tmp_path / "grounded.jsonl"
+    res = runner.invoke(
+        app,
+        ["behaviors", "annotate", str(trajs), "--out", str(grounded), "--judge", "grounded",
+         "--world", str(wdir)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    g = list(read_jsonl(grounded, Trajectory))
+    assert len(g) == 12 and all(t.labels.annotator.startswith("grounded") for t in g)
+    res = runner.invoke(app, ["behaviors", "annotate", str(trajs), "--out", str(grounded),
+                              "--judge", "grounded"])  # fmt: skip
+    assert isinstance(res.exception, ConfigError)
+    assert "the grounded judge needs the sandbox world" in str(res.exception)

@@ -82,8 +82,14 @@ def discover_cmd(
 def annotate_cmd(
     trajectories: Path = typer.Argument(..., exists=True, help="Trajectories JSONL."),
     out_path: Path = typer.Option(..., "--out", help="Labelled trajectories JSONL (appended)."),
-    judge: str = typer.Option("llm", help="'llm' (any LLM judge) or 'rules' (sandbox world)."),
-    world: Path | None = typer.Option(None, help="Sandbox world folder (for --judge rules)."),
+    judge: str = typer.Option(
+        "llm",
+        help="'llm' (any LLM judge), 'rules' (sandbox cue phrases) or "
+        "'grounded' (sandbox: what the agent did, not what it said).",
+    ),
+    world: Path | None = typer.Option(
+        None, help="Sandbox world folder (for --judge rules|grounded)."
+    ),
     taxonomy: Path | None = typer.Option(None, help="Taxonomy YAML/JSON (default: the four)."),
     llm_url: str | None = typer.Option(None, help="OpenAI-compatible base URL of the judge."),
     llm_model: str | None = typer.Option(None, help="Judge model name."),
@@ -96,6 +102,7 @@ def annotate_cmd(
 ) -> None:
     """Label each trajectory with behaviors; reruns skip trajectories already labelled."""
     from searchprime.behaviors.annotate import LLMAnnotator, RulesAnnotator, annotate_file
+    from searchprime.behaviors.grounded import GroundedAnnotator
     from searchprime.behaviors.taxonomy import load_taxonomy
     from searchprime.records import iter_json_lines, latest_per_key
 
@@ -103,10 +110,10 @@ def annotate_cmd(
     records = ((n, obj) for n, obj in iter_json_lines(trajectories) if obj)
     total = len(latest_per_key(records, lambda o: (o.get("task_id"), o.get("attempt", 0)))[0])
     llm = None
-    if judge == "rules":
+    if judge in ("rules", "grounded"):
         if world is None:
-            raise ConfigError("--world: the rules judge needs the sandbox world folder")
-        annotator = RulesAnnotator(world)
+            raise ConfigError(f"--world: the {judge} judge needs the sandbox world folder")
+        annotator = RulesAnnotator(world) if judge == "rules" else GroundedAnnotator(world)
     elif judge == "llm":
         llm = _llm(llm_url, llm_model, llm_key_env)
         annotator = LLMAnnotator(
@@ -117,7 +124,7 @@ def annotate_cmd(
             max_tokens=max_tokens,
         )
     else:
-        raise ConfigError(f"--judge: expected 'llm' or 'rules', got {judge!r}")
+        raise ConfigError(f"--judge: expected 'llm', 'rules' or 'grounded', got {judge!r}")
     if limit is not None:
         total = min(total, limit)
     try:
