@@ -30,3 +30,20 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# verl (the paper's distributed RL engine) in an environment of its own: verl 0.9.1 pins
+# transformers < 5.11, which the main environment is past. CPU torch pinned as above; the
+# project without extras, plus what the verl tests use (the search server, pytest).
+VERL_VENV  := .venv-verl
+VERL_STAMP := $(VERL_VENV)/.installed
+
+.PHONY: verl-env
+verl-env: $(VERL_STAMP)
+
+$(VERL_STAMP): pyproject.toml
+	test -x $(VERL_VENV)/bin/python || $(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VERL_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(VERL_VENV)/bin/python -m pip install -q torch==2.13.0 verl==0.9.1 -e . \
+		cachetools fastapi uvicorn pytest pytest-timeout
+	touch $(VERL_STAMP)

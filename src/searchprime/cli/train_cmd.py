@@ -132,8 +132,23 @@ def rl(
     limit: int | None = typer.Option(None, help="Use only the first N tasks."),
     threads: int | None = typer.Option(None, help="torch CPU threads (1 on a busy 2-core CPU)."),
     resume: bool = typer.Option(False, "--resume", help="Resume from the last checkpoint in OUT."),
+    export_verl: Path | None = typer.Option(
+        None,
+        "--export-verl",
+        help="Write a verl bundle (parquet, reward, agent loop, run_grpo.sh) to this folder "
+        "instead of training here.",
+    ),
+    layout: str | None = typer.Option(
+        None, "--layout", help="--export-verl rows: searchprime (default) | bp (the paper's)."
+    ),
+    val_tasks: str | None = typer.Option(
+        None, "--val-tasks", help="--export-verl validation tasks (default: 10% held out)."
+    ),
 ) -> None:
-    """GRPO with search in the loop: episodes run the agent loop; only sampled tokens train."""
+    """GRPO with search in the loop: episodes run the agent loop; only sampled tokens train.
+
+    With --export-verl OUT, write the same run for verl (cluster scale) and exit.
+    """
     from searchprime.config import load_config
     from searchprime.rl.config import RLRunConfig
     from searchprime.rl.grpo import run_rl
@@ -160,6 +175,21 @@ def rl(
         overrides["search"] = {"kind": "bm25", "path": str(index)}
     if reward:
         overrides["rewards"] = _parse_rewards(reward)
+    if export_verl is None and (layout or val_tasks):
+        from searchprime.errors import ConfigError
+
+        raise ConfigError("--layout and --val-tasks go with --export-verl")
+    if export_verl is not None:
+        from searchprime.rl.verl import VerlExportConfig, export_bundle
+
+        overrides.update({"verl.layout": layout, "verl.val_tasks": val_tasks})
+        card = export_bundle(load_config(VerlExportConfig, config, overrides), export_verl)
+        summary(
+            f"verl bundle ({card['layout']} rows, reward {card['metric']}): "
+            f"{card['rows']['train']} train / {card['rows']['val']} val tasks -> {export_verl} "
+            f"(run: MODEL=... bash {export_verl / 'run_grpo.sh'})"
+        )
+        return
     cfg = load_config(RLRunConfig, config, overrides)
     annotator = None
     if world is not None:
