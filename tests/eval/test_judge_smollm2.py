@@ -85,7 +85,7 @@ def test_score_cli_with_judge_url(tmp_path, smol_llm) -> None:
     runner = CliRunner(env={"COLUMNS": "200"})
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
-    assert "judge calls 1 (cache hits 0)" in res.output
+    assert "judge (searchprime prompts) calls 1 (cache hits 0)" in res.output
     res = runner.invoke(app, args)  # rerun: the default cache next to --out answers
-    assert res.exit_code == 0 and "judge calls 0 (cache hits 1)" in res.output
+    assert res.exit_code == 0 and "judge (searchprime prompts) calls 0 (cache hits 1)" in res.output
     assert (tmp_path / "s.jsonl.judge-cache.sqlite").exists()

@@ -35,7 +35,18 @@ def score(
     judge_cache: Path | None = typer.Option(
         None, help="SQLite cache of judge calls (default: <out>.judge-cache.sqlite)."
     ),
-    reward_hacking: bool = typer.Option(False, help="Also audit answers for reward hacking."),
+    judge_prompt: str | None = typer.Option(
+        None,
+        "--judge-prompt",
+        help="bp | searchprime: the judge's prompts (default: bp, the paper's own, for Behavior "
+        "Priming data, so scores compare with the paper's; else searchprime).",
+    ),
+    reward_hacking: bool | None = typer.Option(
+        None,
+        "--reward-hacking/--no-reward-hacking",
+        help="Also audit answers for reward hacking (default: on with the bp prompts, as the "
+        "paper did; off otherwise).",
+    ),
     judge_max_tokens: int = typer.Option(256, help="Max tokens of each judge reply."),
     judge_retries: int = typer.Option(2, help="Retries of an unparseable judge reply."),
 ) -> None:
@@ -45,21 +56,31 @@ def score(
     line (a killed writer) is skipped. Both are counted in the summary.
     """
     from searchprime.eval.judge import LLMJudge
+    from searchprime.eval.judge_prompts import default_judge_prompt, get_judge_prompts
     from searchprime.eval.score import load_task_file, score_trajectories
     from searchprime.records import Trajectory, read_latest
 
     # read and check every input before a judge is contacted or a progress bar drawn
     trajs, read = read_latest(trajectories, Trajectory)
     task_list = load_task_file(tasks, data_source) if tasks is not None else None
+    if judge_prompt is not None:
+        get_judge_prompts(judge_prompt)  # an unknown name fails before any work
     judge = None
     llm = None
     if judge_url:
+        prompts = judge_prompt or default_judge_prompt(
+            [t.data_source for t in trajs] + [t.data_source for t in task_list or []],
+            [tasks] if tasks is not None else [],
+        )
+        if reward_hacking is None:
+            reward_hacking = prompts == "bp"
         llm = make_judge_llm(judge_url, judge_model, judge_key_env)
         cache = judge_cache or Path(str(out_path) + ".judge-cache.sqlite")
         judge = LLMJudge(
             llm,
             cache=cache,
-            check_hacking=reward_hacking,
+            check_hacking=bool(reward_hacking),
+            prompts=prompts,
             max_tokens=judge_max_tokens,
             retries=judge_retries,
         )
@@ -94,7 +115,8 @@ def score(
         table.add_row(*row)
     out.print(table)
     extra = (
-        f", judge calls {report.judge_calls} (cache hits {report.judge_cache_hits})"
+        f", judge ({report.judge_prompt} prompts) calls {report.judge_calls} "
+        f"(cache hits {report.judge_cache_hits})"
         if judge
         else ""
     )

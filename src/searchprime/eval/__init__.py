@@ -11,6 +11,7 @@ from searchprime.eval.entropy import (
     policy_entropy,
 )
 from searchprime.eval.judge import JudgeVerdict, LLMJudge
+from searchprime.eval.judge_prompts import JudgePrompts, default_judge_prompt, get_judge_prompts
 from searchprime.eval.llmcall import CachedCaller, CallCache
 from searchprime.eval.metrics import cover_em, exact_match, normalize_answer, split_golds, token_f1
 from searchprime.eval.passk import (
@@ -50,6 +51,7 @@ __all__ = [
     "EntropyReport",
     "Estimate",
     "GroupSampling",
+    "JudgePrompts",
     "JudgeVerdict",
     "LLMJudge",
     "SamplingReport",
@@ -66,8 +68,10 @@ __all__ = [
     "collect_samples",
     "correct_within",
     "cover_em",
+    "default_judge_prompt",
     "encode_trajectory",
     "exact_match",
+    "get_judge_prompts",
     "is_correct",
     "load_policy",
     "maj_at_k",

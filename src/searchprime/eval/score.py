@@ -72,6 +72,9 @@ class ScoreReport(BaseModel):
     by_source: dict[str, GroupScore]
     missing_task_ids: list[str] = Field(default_factory=list)
     judge: str | None = None
+    judge_prompt: str | None = Field(
+        default=None, description="The judge's prompt set (bp | searchprime), when judged."
+    )
     judge_calls: int = 0
     judge_cache_hits: int = 0
     skipped_truncated: int = Field(
@@ -172,7 +175,7 @@ async def _score_async(
         scores = score_one(traj, golds, data_source)
         if judge is not None:
             if traj.final_answer and traj.final_answer.strip():
-                verdict = await judge.judge(traj.question, traj.final_answer, golds)
+                verdict = await judge.judge(traj.question, traj.final_answer, golds, data_source)
                 scores.judge = verdict.correct
                 scores.judge_rationale = verdict.rationale
                 scores.reward_hacking = verdict.reward_hacking
@@ -268,6 +271,7 @@ def score_trajectories(
         },
         missing_task_ids=missing,
         judge=judge.name if judge else None,
+        judge_prompt=judge.prompts.name if judge else None,
         judge_calls=judge.caller.calls if judge else 0,
         judge_cache_hits=judge.caller.cache_hits if judge else 0,
         skipped_truncated=read.truncated,
