@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+VERL_VENV  := .venv-verl
+VERL_STAMP := $(VERL_VENV)/.installed
 
 .PHONY: install run test lint bench clean
 
@@ -22,21 +24,21 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/searchprime quickstart
 
-test: $(STAMP)
+# the verl tests run against verl's own classes in its environment (see verl-env below)
+test: $(STAMP) $(VERL_STAMP)
 	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(VERL_VENV)/bin/python -m pytest -q -p no:cacheprovider \
+		tests/rl/test_verl_engine.py tests/rl/test_verl_bundle.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(VERL_VENV) runs .pytest_cache
 
 # verl (the paper's distributed RL engine) in an environment of its own: verl 0.9.1 pins
 # transformers < 5.11, which the main environment is past. CPU torch pinned as above; the
 # project without extras, plus what the verl tests use (the search server, pytest).
-VERL_VENV  := .venv-verl
-VERL_STAMP := $(VERL_VENV)/.installed
-
 .PHONY: verl-env
 verl-env: $(VERL_STAMP)
 
