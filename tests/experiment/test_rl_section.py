@@ -78,9 +78,10 @@ def test_rl_run_config_follows_the_eval_section(tmp_path):
     assert run.search.kind == "bm25" and run.search.path == str(tmp_path / "world" / "index")
     assert run.resume is True
     # 3 groups of 2 episodes per step, one group per forward/backward pass
-    assert run.trl["per_device_train_batch_size"] == 2 and run.trl["num_generations"] == 2
-    assert run.trl["gradient_accumulation_steps"] == 3
-    assert run.trl["seed"] == 7 and run.trl["bf16"] is True and run.trl["use_cpu"] is True
+    trl = {**run.trl, **run.knob_trl()}
+    assert trl["per_device_train_batch_size"] == 2 and trl["num_generations"] == 2
+    assert trl["gradient_accumulation_steps"] == 3
+    assert trl["seed"] == 7 and trl["bf16"] is True and trl["use_cpu"] is True
     assert run.sampler.kind == "hf"
 
 

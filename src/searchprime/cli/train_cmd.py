@@ -38,6 +38,11 @@ def sft(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Delete OUT's checkpoints and records and start over."
     ),
+    report_to: str | None = typer.Option(
+        None,
+        "--report-to",
+        help="none | tensorboard | wandb (offline); comma-separated for both (track extra).",
+    ),
 ) -> None:
     """Fine-tune MODEL on DATA; loss only on the policy's own tokens. Final HF model in OUT.
 
@@ -63,6 +68,7 @@ def sft(
         "trl.packing": packing,
         "trl.save_steps": save_steps,
         "trl.seed": seed,
+        "report_to": _report_to(report_to),
     }
     if lora or lora_r is not None:
         overrides["lora.r"] = lora_r if lora_r is not None else 16
@@ -104,6 +110,10 @@ def sft(
     )
 
 
+def _report_to(value: str | None) -> str | list[str] | None:
+    return value.split(",") if value and "," in value else value
+
+
 @train_app.command("rl")
 def rl(
     model: str | None = typer.Option(None, "--model", help="HF folder of the policy to train."),
@@ -132,6 +142,11 @@ def rl(
     limit: int | None = typer.Option(None, help="Use only the first N tasks."),
     threads: int | None = typer.Option(None, help="torch CPU threads (1 on a busy 2-core CPU)."),
     resume: bool = typer.Option(False, "--resume", help="Resume from the last checkpoint in OUT."),
+    report_to: str | None = typer.Option(
+        None,
+        "--report-to",
+        help="none | tensorboard | wandb (offline); comma-separated for both (track extra).",
+    ),
     export_verl: Path | None = typer.Option(
         None,
         "--export-verl",
@@ -170,6 +185,7 @@ def rl(
         "trl.temperature": temperature,
         "trl.save_steps": save_steps,
         "trl.seed": seed,
+        "report_to": _report_to(report_to),
     }
     if index is not None:
         overrides["search"] = {"kind": "bm25", "path": str(index)}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
-from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from searchprime.rl.config import PrefilterSettings
+from searchprime.rl.config import RLHyper
+from searchprime.train.sft_config import SFTHyper
 
 
 class _Strict(BaseModel):
@@ -55,8 +54,21 @@ class ArmSection(_Strict):
     epochs: float | None = Field(default=None, gt=0, description="Override sft.epochs.")
 
 
-class SFTSection(_Strict):
-    """Supervised fine-tuning shared by the base and every arm."""
+class SFTSection(SFTHyper):
+    """Supervised fine-tuning shared by the base and every arm.
+
+    The knobs (epochs, learning_rate, batch_size, max_length, report_to, trl) are
+    :class:`~searchprime.train.sft_config.SFTHyper`'s; the study's defaults are 2 epochs at
+    1e-4, batches of 8, 1,536 tokens.
+    """
+
+    knob_defaults: ClassVar[dict[str, Any]] = {
+        "epochs": 2.0,
+        "learning_rate": 1e-4,
+        "batch_size": 8,
+        "max_length": 1536,
+    }
+    knob_prefix: ClassVar[str] = "sft."
 
     model: Literal["smollm2", "tiny"] | str = Field(
         default="smollm2",
@@ -71,11 +83,6 @@ class SFTSection(_Strict):
         "runs of a plain teacher are mostly the 1-hop tasks.",
     )
     shape: Literal["turn", "trajectory"] = Field(default="turn", description="Sample shape.")
-    epochs: float = Field(default=2.0, gt=0)
-    learning_rate: float = Field(default=1e-4, gt=0)
-    batch_size: int = Field(default=8, ge=1)
-    max_length: int = Field(default=1536, ge=64)
-    trl: dict[str, Any] = Field(default_factory=dict, description="Extra trl.SFTConfig fields.")
 
 
 class EvalSection(_Strict):
@@ -137,56 +144,27 @@ class EvalSection(_Strict):
         return self
 
 
-#: ``trl`` keys that ``rl`` declares itself (one place to set each).
-_RL_OWNED_TRL = {
-    "max_steps": "max_steps",
-    "num_generations": "num_generations",
-    "per_device_train_batch_size": "micro_batch",
-    "gradient_accumulation_steps": "tasks_per_step and rl.micro_batch",
-    "steps_per_generation": "tasks_per_step and rl.micro_batch",
-    "generation_batch_size": "tasks_per_step",
-    "learning_rate": "learning_rate",
-    "beta": "beta",
-    "temperature": "temperature",
-    "save_steps": "save_steps",
-}
-
-
-@lru_cache(maxsize=1)
-def _grpo_fields() -> frozenset[str]:
-    """Field names of ``trl.GRPOConfig`` (imports trl once: ~9 s on a 2-core CPU)."""
-    import dataclasses
-
-    from searchprime._lazy import require
-
-    return frozenset(f.name for f in dataclasses.fields(require("trl", "train").GRPOConfig))
-
-
-def _rl_run_rule(field: str, value: Any) -> None:
-    """Apply :class:`~searchprime.rl.config.RLRunConfig`'s check of ``field`` to ``value``."""
-    from searchprime.rl.config import RLRunConfig
-
-    try:
-        RLRunConfig(
-            model="-",
-            tasks="-",
-            search={"kind": "bm25", "path": "-"},
-            output_dir="-",
-            **{field: value},
-        )
-    except ValidationError as exc:
-        msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
-        raise ValueError(msg) from None
-
-
-class RLSection(_Strict):
+class RLSection(RLHyper):
     """GRPO with search in the loop, applied to trained models (``searchprime.rl``).
 
-    Defaults are sized for a 2-core CPU: a step is 2 tasks x 4 episodes; with the hf sampler on
-    SmolLM2 a step takes ~35-60 s from a base model (~2 turns per episode) and ~1.5-3 min from a
-    primed one (~6 turns, ~1,400 tokens per episode, trained at ~85-200 tokens/s), so one run of
-    4 steps takes ~2-6 min.
+    The knobs (max_steps, num_generations, tasks_per_step, micro_batch, learning_rate, beta,
+    temperature, save_steps, rewards, prefilter, curriculum, report_to, trl) are
+    :class:`~searchprime.rl.config.RLHyper`'s. Defaults are sized for a 2-core CPU: a step is 2
+    tasks x 4 episodes; with the hf sampler on SmolLM2 a step takes ~35-60 s from a base model
+    (~2 turns per episode) and ~1.5-3 min from a primed one (~6 turns, ~1,400 tokens per episode,
+    trained at ~85-200 tokens/s), so one run of 4 steps takes ~2-6 min.
     """
+
+    knob_defaults: ClassVar[dict[str, Any]] = {
+        "max_steps": 4,
+        "num_generations": 4,
+        "tasks_per_step": 2,
+        "learning_rate": 2e-6,  # as docs/rl/grpo_smollm2_cpu.yaml (SmolLM2)
+        "beta": 0.0,
+        "temperature": 1.0,
+        "save_steps": 5,
+    }
+    knob_prefix: ClassVar[str] = "rl."
 
     start_from: list[str] = Field(
         default_factory=lambda: ["base"],
@@ -199,25 +177,6 @@ class RLSection(_Strict):
         ge=1,
         description="Train tasks for RL, taken after the two teacher pools (disjoint from both).",
     )
-    rewards: dict[str, float] = Field(
-        default_factory=lambda: {"em": 1.0},
-        description="Reward name -> weight: em, f1, format, behavior, py:module:fn.",
-    )
-    max_steps: int = Field(default=4, ge=1, description="Optimizer steps.")
-    num_generations: int = Field(default=4, ge=2, description="Episodes per task (GRPO group).")
-    tasks_per_step: int = Field(default=2, ge=1, description="Tasks (groups) per optimizer step.")
-    micro_batch: int | None = Field(
-        default=None,
-        ge=1,
-        description="Episodes per forward/backward pass, accumulated into one optimizer step "
-        "(None: one group, num_generations). Memory grows ~1 MB per padded token: 16 sandbox "
-        "episodes in one pass took 24 GB.",
-    )
-    learning_rate: float = Field(
-        default=2e-6, gt=0, description="As docs/rl/grpo_smollm2_cpu.yaml (SmolLM2)."
-    )
-    beta: float = Field(default=0.0, ge=0, description="KL coefficient (0: no reference model).")
-    temperature: float = Field(default=1.0, gt=0, description="Sampling temperature of episodes.")
     max_turns: int | None = Field(
         default=None, ge=1, description="Model calls per episode (None: eval.max_turns)."
     )
@@ -229,27 +188,6 @@ class RLSection(_Strict):
         description="'hf': the trainer's model decodes (any model); 'llamacpp': a llama.cpp "
         "server given the new weights every step (Llama-architecture models, CPU).",
     )
-    prefilter: PrefilterSettings | None = Field(
-        default=None, description="Keep only tasks the starting model sometimes solves."
-    )
-    curriculum: str | None = Field(
-        default=None,
-        description="Order tasks by this meta field (e.g. 'hops') instead of shuffling.",
-    )
-    save_steps: int = Field(default=5, ge=1, description="Checkpoint every N steps (resume).")
-    trl: dict[str, Any] = Field(
-        default_factory=dict, description="Further trl.GRPOConfig fields (passed through)."
-    )
-
-    @model_validator(mode="after")
-    def _micro_batches_fill_a_step(self) -> RLSection:
-        batch = self.tasks_per_step * self.num_generations
-        if self.micro_batch is not None and batch % self.micro_batch:
-            raise ValueError(
-                f"micro_batch: {self.micro_batch} does not divide the {batch} episodes of a step "
-                "(tasks_per_step x num_generations)"
-            )
-        return self
 
     @field_validator("start_from")
     @classmethod
@@ -260,25 +198,9 @@ class RLSection(_Strict):
 
     @field_validator("rewards")
     @classmethod
-    def _known_rewards(cls, v: dict[str, float]) -> dict[str, float]:
+    def _no_judge(cls, v: dict[str, float]) -> dict[str, float]:
         if "judge" in v:
             raise ValueError("'judge' needs a judge model, which the experiment does not run")
-        _rl_run_rule("rewards", v)
-        return v
-
-    @field_validator("trl")
-    @classmethod
-    def _trl_fields(cls, v: dict[str, Any]) -> dict[str, Any]:
-        for key in v:
-            if key in _RL_OWNED_TRL:
-                raise ValueError(f"{key}: set it as rl.{_RL_OWNED_TRL[key]}")
-        _rl_run_rule("trl", v)
-        known = _grpo_fields() if v else frozenset()
-        for key in v:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"{key}: not a trl.GRPOConfig field{hint}")
         return v
 
 

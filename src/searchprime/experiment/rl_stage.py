@@ -52,28 +52,19 @@ def rl_run_config(
     The episodes use the dev rollouts' agent settings (prompt, topk), with ``rl.max_turns`` /
     ``rl.max_tokens`` where given.
     """
-    from searchprime.rl.config import EpisodeSettings, RLRunConfig, SamplerSettings
+    from searchprime.rl.config import EpisodeSettings, RLHyper, RLRunConfig, SamplerSettings
     from searchprime.search.registry import SearchConfig
 
     rl = cfg.rl
     if rl is None:
         raise ConfigError("rl: this study has no rl section")
-    batch = rl.tasks_per_step * rl.num_generations
-    micro = rl.micro_batch or rl.num_generations
-    trl = {
-        "max_steps": rl.max_steps,
-        "num_generations": rl.num_generations,
-        # one optimizer step per generation of `batch` episodes, in micro-batches
-        "per_device_train_batch_size": micro,
-        "gradient_accumulation_steps": batch // micro,
-        "learning_rate": rl.learning_rate,
-        "beta": rl.beta,
-        "temperature": rl.temperature,
-        "save_steps": rl.save_steps,
+    knobs = rl.shared(RLHyper)
+    knobs["trl"] = {
         "seed": cfg.seed,
         **({"use_cpu": True} if cfg.eval.device == "cpu" else {}),
         **rl.trl,
     }
+    batch = rl.episodes_per_step()
     return RLRunConfig(
         model=str(model_dir),
         tasks=str(tasks),
@@ -86,13 +77,10 @@ def rl_run_config(
             max_tokens=rl.max_tokens or cfg.eval.max_tokens,
         ),
         sampler=SamplerSettings(kind=rl.sampler, max_batch=batch, threads=cfg.eval.threads),
-        rewards=rl.rewards,
-        prefilter=rl.prefilter,
-        curriculum=rl.curriculum,
         concurrency=batch,
         threads=cfg.eval.threads,
         resume=any(dest.glob("checkpoint-*")),
-        trl=trl,
+        **knobs,
     )
 
 

@@ -111,6 +111,10 @@ def _check_same_settings(cfg: ExperimentConfig, saved: Path) -> None:
 
     old = json.loads(saved.read_text())
     new = json.loads(cfg.model_dump_json())
+    for study in (old, new):  # tracking can be turned on for a study that is resumed
+        for section in ("sft", "rl"):
+            if isinstance(study.get(section), dict):
+                study[section].pop("report_to", None)
     diff = sorted(k for k in set(old) | set(new) if k != "eval" and old.get(k) != new.get(k))
     if diff:
         raise ResumeError(

@@ -5,10 +5,32 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from searchprime.experiment.config import ExperimentConfig
 
 Log = Callable[[str], None]
+
+
+def sft_run_config(
+    cfg: ExperimentConfig, name: str, model: Path | str, data: Path, dest: Path
+) -> Any:
+    """The :class:`~searchprime.train.sft_config.SFTRunConfig` of model ``name`` (the ``sft``
+    section's knobs as they are; an arm's ``epochs`` where given)."""
+    from searchprime.train.sft_config import SFTHyper, SFTRunConfig
+
+    knobs = cfg.sft.shared(SFTHyper)
+    arm = next((a for a in cfg.arms if a.name == name), None)
+    if arm is not None and arm.epochs is not None:
+        knobs["epochs"] = arm.epochs
+    knobs["trl"] = {
+        "save_steps": 50,
+        "logging_steps": 1,
+        "seed": cfg.seed,
+        **({"use_cpu": True} if cfg.eval.device == "cpu" else {}),
+        **cfg.sft.trl,
+    }
+    return SFTRunConfig(model=str(model), data=str(data), output_dir=str(dest), **knobs)
 
 
 def train_models(
@@ -23,7 +45,7 @@ def train_models(
     Yields ``(name, checkpoint)`` as each is ready (trained now or earlier).
     """
     from searchprime.train.models import init_tiny, prepare_smollm2
-    from searchprime.train.sft import SFTRunConfig, run_sft
+    from searchprime.train.sft import run_sft
 
     with stage("policy model"):
         if cfg.sft.model == "smollm2":
@@ -34,19 +56,7 @@ def train_models(
                 init_tiny(start)
         else:
             start = Path(cfg.sft.model) if Path(cfg.sft.model).exists() else cfg.sft.model
-    trl = {
-        "num_train_epochs": cfg.sft.epochs,
-        "learning_rate": cfg.sft.learning_rate,
-        "per_device_train_batch_size": cfg.sft.batch_size,
-        "max_length": cfg.sft.max_length,
-        "save_steps": 50,
-        "logging_steps": 1,
-        "seed": cfg.seed,
-        **({"use_cpu": True} if cfg.eval.device == "cpu" else {}),
-        **cfg.sft.trl,
-    }
     base: Path | None = None
-    epochs = {a.name: a.epochs for a in cfg.arms if a.epochs is not None}
     order = [("base", start)] + [(a.name, None) for a in cfg.arms]
     for name, init in order:
         dest = out / "sft" / name
@@ -54,14 +64,7 @@ def train_models(
             stage(f"sft {name}") if not (dest / "searchprime_sft.json").exists() else nullcontext()
         ):
             if not (dest / "searchprime_sft.json").exists():
-                summary = run_sft(
-                    SFTRunConfig(
-                        model=str(init or base),
-                        data=str(data_dirs[name]),
-                        output_dir=str(dest),
-                        trl={**trl, "num_train_epochs": epochs.get(name, cfg.sft.epochs)},
-                    )
-                )
+                summary = run_sft(sft_run_config(cfg, name, init or base, data_dirs[name], dest))
                 log(
                     f"  {name}: {summary.samples} samples, {summary.steps} steps, loss "
                     f"{summary.first_loss} -> {summary.last_loss}, {summary.tokens_per_s:.0f} tok/s"

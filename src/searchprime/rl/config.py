@@ -1,25 +1,28 @@
 """The RL run's configuration: what to train, on which tasks, with which sampler and rewards.
 
-Only what is ours is declared here; ``trl`` passes any :class:`trl.GRPOConfig` field through
-unchanged (``num_generations``, ``learning_rate``, ``beta``, ``max_steps``, ...), so nothing of
-TRL's is re-declared. :data:`CPU_DEFAULTS` are the TRL values used unless ``trl`` says otherwise:
-sized for a 2-core CPU. ``docs/rl/grpo_paper_gpu.yaml`` is the paper's recipe for GPUs.
+:class:`RLHyper` declares each GRPO knob once (with the ``trl.GRPOConfig`` field it sets); the
+run config (:class:`RLRunConfig`) and the experiment's ``rl:`` section both inherit it. ``trl``
+passes any other :class:`trl.GRPOConfig` field through unchanged, checked when the config loads.
+:data:`CPU_DEFAULTS` are the TRL values used unless a knob or ``trl`` says otherwise: sized for a
+2-core CPU. ``docs/rl/grpo_paper_gpu.yaml`` is the paper's recipe for GPUs.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from searchprime.llm.registry import LLMConfig
 from searchprime.search.registry import SearchConfig
+from searchprime.train.hyper import Hyper, knob
 
 __all__ = [
     "CPU_DEFAULTS",
     "FORCED_TRL",
     "EpisodeSettings",
     "PrefilterSettings",
+    "RLHyper",
     "RLRunConfig",
     "SamplerSettings",
 ]
@@ -38,7 +41,6 @@ CPU_DEFAULTS: dict[str, Any] = {
     "logging_steps": 1,
     "save_steps": 5,
     "save_total_limit": 2,
-    "report_to": "none",
     "bf16": False,  # fp32 keeps the hf sampler's logprobs equal to the trainer's
     # small models: recomputing activations costs more than it saves (as for SFT); TRL turns it on
     "gradient_checkpointing": False,
@@ -46,6 +48,13 @@ CPU_DEFAULTS: dict[str, Any] = {
 }
 #: TRL fields searchprime sets itself (the episodes come from our agent loop).
 FORCED_TRL = ("output_dir", "use_vllm", "top_p", "top_k", "min_p", "max_completion_length")
+#: TRL fields that ``tasks_per_step`` / ``micro_batch`` decide -> the knobs to set instead.
+_STEP_TRL = {
+    "per_device_train_batch_size": "micro_batch",
+    "gradient_accumulation_steps": "tasks_per_step and micro_batch",
+    "steps_per_generation": "tasks_per_step and micro_batch",
+    "generation_batch_size": "tasks_per_step",
+}
 
 
 class _Strict(BaseModel):
@@ -101,44 +110,65 @@ class PrefilterSettings(_Strict):
     max_tasks: int | None = Field(default=None, ge=1, description="Tasks to sample at most.")
 
 
-class RLRunConfig(_Strict):
-    """One GRPO run with search in the loop."""
+class RLHyper(Hyper):
+    """The GRPO knobs (None: ``trl`` or :data:`CPU_DEFAULTS`), rewards, task order and ``trl``."""
 
-    model: str = Field(description="HF folder (or hub id) of the policy to train.")
-    tasks: str = Field(description="Training tasks (any format `rollout` reads).")
-    search: SearchConfig = Field(description="Search backend of the episodes.")
-    output_dir: str = Field(description="Final model, checkpoint-*/, steps.jsonl, episodes/.")
-    limit: int | None = Field(default=None, ge=1, description="Use the first N tasks.")
-    episode: EpisodeSettings = Field(default_factory=EpisodeSettings)
-    sampler: SamplerSettings = Field(default_factory=SamplerSettings)
+    trl_config: ClassVar[str] = "GRPOConfig"
+    forced_trl: ClassVar[dict[str, str]] = {
+        **dict.fromkeys(FORCED_TRL, "episodes come from its agent loop"),
+        "reward_weights": "give the weights in `rewards: {name: weight}`",
+    }
+
+    max_steps: int | None = knob(trl="max_steps", ge=1, description="Optimizer steps.")
+    num_generations: int | None = knob(
+        trl="num_generations", ge=2, description="Episodes per task (GRPO group)."
+    )
+    tasks_per_step: int | None = Field(
+        default=None,
+        ge=1,
+        description="Tasks (groups) per optimizer step (None: trl's per_device_train_batch_size "
+        "x gradient_accumulation_steps episodes).",
+    )
+    micro_batch: int | None = Field(
+        default=None,
+        ge=1,
+        description="Episodes per forward/backward pass, accumulated into one optimizer step "
+        "(None: one group, num_generations; needs tasks_per_step). Memory grows ~1 MB per "
+        "padded token: 16 sandbox episodes in one pass took 24 GB.",
+    )
+    learning_rate: float | None = knob(trl="learning_rate", gt=0, description="Peak LR.")
+    beta: float | None = knob(trl="beta", ge=0, description="KL coefficient (0: no reference).")
+    temperature: float | None = knob(
+        trl="temperature", gt=0, description="Sampling temperature of episodes."
+    )
+    save_steps: int | None = knob(
+        trl="save_steps", ge=1, description="Checkpoint every N steps (resume)."
+    )
     rewards: dict[str, float] = Field(
         default_factory=lambda: {"em": 1.0},
         description="Reward name -> weight: em, f1, judge, format, behavior, py:module:fn.",
     )
-    judge: LLMConfig | None = Field(
-        default=None,
-        description="LLMConfig of the judge model (needed by the 'judge' reward); answers are "
-        "judged once and cached in output_dir/judge.sqlite.",
+    prefilter: PrefilterSettings | None = Field(
+        default=None, description="Keep only tasks the starting model sometimes solves."
     )
-    prefilter: PrefilterSettings | None = Field(default=None)
     curriculum: str | None = Field(
         default=None,
         description="Order tasks by this meta field, ascending (e.g. 'hops'), instead of "
         "shuffling them.",
     )
-    concurrency: int = Field(default=16, ge=1, description="Episodes run at once.")
-    threads: int | None = Field(
-        default=None,
-        ge=1,
-        description="torch CPU threads (process-wide). On a busy 2-core machine one thread ran "
-        "SmolLM2's RL steps 3-20x faster than two (bench/rl.py); None: torch's default.",
-    )
-    resume: bool | str = Field(
-        default=False, description="True: from the last checkpoint in output_dir; or a path."
-    )
     trl: dict[str, Any] = Field(
-        default_factory=dict, description="Any trl.GRPOConfig field (see CPU_DEFAULTS)."
+        default_factory=dict,
+        description="Further trl.GRPOConfig fields (see CPU_DEFAULTS), checked when the config "
+        "loads.",
     )
+
+    @classmethod
+    def owned_trl(cls, values: dict[str, Any]) -> dict[str, str]:
+        owned = super().owned_trl(values)
+        if values.get("tasks_per_step") is not None:
+            p = cls.knob_prefix
+            owned.update({k: v.replace(" and ", f" and {p}") for k, v in _STEP_TRL.items()})
+        return owned
 
     @field_validator("rewards")
     @classmethod
@@ -155,15 +185,70 @@ class RLRunConfig(_Strict):
                 raise ValueError(str(exc).removeprefix("rewards: ")) from None
         return v
 
-    @field_validator("trl")
-    @classmethod
-    def _not_forced(cls, v: dict[str, Any]) -> dict[str, Any]:
-        for key in FORCED_TRL:
-            if key in v:
-                raise ValueError(f"{key}: set by searchprime (episodes come from its agent loop)")
-        if "reward_weights" in v:
-            raise ValueError("reward_weights: give the weights in `rewards: {name: weight}`")
-        return v
+    @model_validator(mode="after")
+    def _micro_batches_fill_a_step(self) -> RLHyper:
+        if self.micro_batch is None:
+            return self
+        if self.tasks_per_step is None:
+            raise ValueError(f"micro_batch: needs {self.knob_prefix}tasks_per_step")
+        batch = self.episodes_per_step()
+        if batch % self.micro_batch:
+            raise ValueError(
+                f"micro_batch: {self.micro_batch} does not divide the {batch} episodes of a step "
+                "(tasks_per_step x num_generations)"
+            )
+        return self
+
+    def group_size(self) -> int:
+        """Episodes per task (GRPO's G): the knob, else ``trl``'s, else the CPU default."""
+        return int(
+            self.num_generations
+            or self.trl.get("num_generations")
+            or CPU_DEFAULTS["num_generations"]
+        )
+
+    def episodes_per_step(self) -> int:
+        """Episodes of one optimizer step (``tasks_per_step`` groups; else trl's batch)."""
+        if self.tasks_per_step is not None:
+            return self.tasks_per_step * self.group_size()
+        merged = {**CPU_DEFAULTS, **self.trl}
+        return merged["per_device_train_batch_size"] * merged["gradient_accumulation_steps"]
+
+    def knob_trl(self) -> dict[str, Any]:
+        out = super().knob_trl()
+        if self.tasks_per_step is not None:
+            micro = self.micro_batch or self.group_size()
+            # one optimizer step per generation of a step's episodes, in micro-batches
+            out["per_device_train_batch_size"] = micro
+            out["gradient_accumulation_steps"] = self.episodes_per_step() // micro
+        return out
+
+
+class RLRunConfig(RLHyper):
+    """One GRPO run with search in the loop."""
+
+    model: str = Field(description="HF folder (or hub id) of the policy to train.")
+    tasks: str = Field(description="Training tasks (any format `rollout` reads).")
+    search: SearchConfig = Field(description="Search backend of the episodes.")
+    output_dir: str = Field(description="Final model, checkpoint-*/, steps.jsonl, episodes/.")
+    limit: int | None = Field(default=None, ge=1, description="Use the first N tasks.")
+    episode: EpisodeSettings = Field(default_factory=EpisodeSettings)
+    sampler: SamplerSettings = Field(default_factory=SamplerSettings)
+    judge: LLMConfig | None = Field(
+        default=None,
+        description="LLMConfig of the judge model (needed by the 'judge' reward); answers are "
+        "judged once and cached in output_dir/judge.sqlite.",
+    )
+    concurrency: int = Field(default=16, ge=1, description="Episodes run at once.")
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="torch CPU threads (process-wide). On a busy 2-core machine one thread ran "
+        "SmolLM2's RL steps 3-20x faster than two (bench/rl.py); None: torch's default.",
+    )
+    resume: bool | str = Field(
+        default=False, description="True: from the last checkpoint in output_dir; or a path."
+    )
 
     @model_validator(mode="after")
     def _judge_configured(self) -> RLRunConfig:

@@ -40,6 +40,7 @@ from searchprime.rl.config import CPU_DEFAULTS, RLRunConfig
 from searchprime.rl.episodes import Episode, EpisodeRunner
 from searchprime.rl.rewards import get_reward, weighted_reward
 from searchprime.train.resume import resume_checkpoint
+from searchprime.train.tracking import tracking
 
 __all__ = [
     "STEPS_FILE",
@@ -299,10 +300,11 @@ def _trim_steps(path: Path, last_step: int) -> None:
 
 
 def grpo_config(cfg: RLRunConfig) -> Any:
-    """The ``trl.GRPOConfig`` of a run: CPU defaults < the config's ``trl`` < our forced fields."""
+    """The ``trl.GRPOConfig`` of a run: CPU defaults < the config's knobs and ``trl`` < our
+    forced fields."""
     trl = require("trl", "train")
     torch = require("torch", "train")
-    kwargs = {**CPU_DEFAULTS, **cfg.trl}
+    kwargs = {**CPU_DEFAULTS, **cfg.trl, **cfg.knob_trl()}
     if not torch.cuda.is_available() and kwargs.get("bf16"):
         kwargs.setdefault("use_cpu", True)
     kwargs.update(
@@ -508,22 +510,9 @@ def run_rl(
     ``annotator``: see :func:`build_trainer`.
     """
     out = Path(cfg.output_dir)
-    built = build_trainer(cfg, callbacks, annotator=annotator, log=log)
-    try:
-        start = time.perf_counter()
-        if built.resume and _finished(built.resume, built.trainer.args.max_steps):
-            # killed after its last checkpoint: Trainer would run one more step from there
-            built.trainer._load_from_checkpoint(built.resume)
-            built.trainer.state = type(built.trainer.state).load_from_json(
-                str(Path(built.resume) / "trainer_state.json")
-            )
-        else:
-            built.trainer.train(resume_from_checkpoint=built.resume)
-        runtime = time.perf_counter() - start
-        built.trainer.save_model(str(out))
-        built.tokenizer.save_pretrained(out)
-    finally:
-        built.close()
+    with tracking(cfg.report_to, out):
+        built = build_trainer(cfg, callbacks, annotator=annotator, log=log)
+        runtime = _train(built, out)
     summary = _summarize(
         cfg,
         out,
@@ -544,6 +533,26 @@ def run_rl(
     card = {"kind": "rl", "base_model": cfg.model, "tasks": cfg.tasks, "rewards": cfg.rewards}
     atomic_write_text(out / "searchprime_model.json", json.dumps(card, indent=2) + "\n")
     return summary
+
+
+def _train(built: RLBuilt, out: Path) -> float:
+    """Train (or restore a run killed after its last checkpoint), save; return the seconds."""
+    try:
+        start = time.perf_counter()
+        if built.resume and _finished(built.resume, built.trainer.args.max_steps):
+            # killed after its last checkpoint: Trainer would run one more step from there
+            built.trainer._load_from_checkpoint(built.resume)
+            built.trainer.state = type(built.trainer.state).load_from_json(
+                str(Path(built.resume) / "trainer_state.json")
+            )
+        else:
+            built.trainer.train(resume_from_checkpoint=built.resume)
+        runtime = time.perf_counter() - start
+        built.trainer.save_model(str(out))
+        built.tokenizer.save_pretrained(out)
+    finally:
+        built.close()
+    return runtime
 
 
 def _finished(checkpoint: str, max_steps: int) -> bool:
