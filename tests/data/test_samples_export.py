@@ -76,7 +76,7 @@ def test_trl_and_llamafactory_exports(tmp_path) -> None:
     assert len(rows) == facts["samples"] == len(samples) == 8
     assert set(rows[0]) == {"prompt", "completion"}
     assert rows[0]["completion"] == [{"role": "assistant", "content": trajs[0].turns[0].output}]
-    assert facts["assistant_only_loss_needed"] is False
+    assert facts["files"] == ["train.jsonl", "samples.jsonl", "sft_config.yaml"]
     ids = (tmp_path / "trl" / "samples.jsonl").read_text().splitlines()
     assert json.loads(ids[0])["id"] == "t1#0#t0"
 
@@ -148,13 +148,9 @@ def test_cli_prime(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     assert "funnel: read 40" in res.output
     lines = (out / "train.jsonl").read_text().splitlines()
-    assert len(lines) == 5
-    assert [m["role"] for m in json.loads(lines[0])["completion"]] == [
-        "assistant",
-        "user",
-        "assistant",
-        "user",
-        "assistant",
-    ]
+    assert len(lines) == 5 * 3  # 5 trajectories of 3 turns, one row per turn
+    assert all([m["role"] for m in json.loads(x)["completion"]] == ["assistant"] for x in lines)
+    last = json.loads(lines[2])["prompt"]
+    assert [m["role"] for m in last] == ["system", "user", "assistant", "user", "assistant", "user"]
     res = CliRunner().invoke(app, args[:-2] + ["--n", "50", "--out", str(out)])
     assert res.exit_code != 0 and "fewer than n=50" in str(res.exception)

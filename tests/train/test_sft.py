@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from pydantic import ValidationError
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from typer.testing import CliRunner
 
@@ -17,6 +18,7 @@ from searchprime.train.sft import (
     run_sft,
     train_sft,
 )
+from searchprime.train.sft_data import merge_turn_rows, segment_ids
 
 FAST = {"per_device_train_batch_size": 4, "max_length": 512, "logging_steps": 1, "seed": 0}
 
@@ -54,9 +56,18 @@ def test_turn_labels_cover_only_the_output(tiny_model, turn_data, tmp_path) -> N
 
 
 def test_trajectory_labels_skip_observations(tiny_model, traj_data, tmp_path) -> None:
+    # the export holds one row per assistant turn (safe under TRL's defaults); train sft folds
+    # each segment back into one row trained with assistant-only loss (same loss, fewer tokens)
+    exported = completions(traj_data)
+    assert all([m["role"] for m in r["completion"]] == ["assistant"] for r in exported)
     built = build_trainer(cfg(tiny_model, traj_data, tmp_path))
     assert built.assistant_only
-    rows = completions(traj_data)
+    rows, merged = merge_turn_rows(
+        exported,
+        lambda msgs: built.tokenizer.apply_chat_template(msgs, tokenize=False),
+        segment_ids(traj_data, len(exported)),
+    )
+    assert 0 < merged and len(rows) == len(built.trainer.train_dataset) < len(exported)
     batch = built.trainer.data_collator([built.trainer.train_dataset[i] for i in range(len(rows))])
     for ids, labels, src in zip(batch["input_ids"], batch["labels"], rows, strict=True):
         outputs = [
@@ -152,7 +163,8 @@ def test_resume_from_checkpoint(tiny_model, turn_data, tmp_path) -> None:
 def test_too_long_samples_are_dropped_not_cut(tiny_model, traj_data, tmp_path) -> None:
     built = build_trainer(cfg(tiny_model, traj_data, tmp_path, max_length=300))
     assert built.dropped_too_long > 0 and built.samples > 0
-    assert built.samples + built.dropped_too_long == len(completions(traj_data))
+    # segments too long as one row stay one-turn rows: only turns too long on their own drop
+    assert built.samples + built.dropped_too_long <= len(completions(traj_data))
     for row in built.trainer.train_dataset:
         assert len(row["input_ids"]) <= 300
         assert built.tokenizer.decode(row["input_ids"]).endswith("<|im_end|>\n")
@@ -161,10 +173,10 @@ def test_too_long_samples_are_dropped_not_cut(tiny_model, traj_data, tmp_path) -
 
 
 def test_config_and_data_errors(tiny_model, turn_data, tmp_path) -> None:
-    with pytest.raises(ConfigError, match="no_such_field"):
-        build_trainer(cfg(tiny_model, turn_data, tmp_path, no_such_field=1))
-    with pytest.raises(ConfigError, match="completion_only_loss: set by searchprime"):
-        build_trainer(cfg(tiny_model, turn_data, tmp_path, completion_only_loss=False))
+    with pytest.raises(ValidationError, match="no_such_field: not a trl.SFTConfig field"):
+        cfg(tiny_model, turn_data, tmp_path, no_such_field=1)
+    with pytest.raises(ValidationError, match="completion_only_loss: set by searchprime"):
+        cfg(tiny_model, turn_data, tmp_path, completion_only_loss=False)
     with pytest.raises(ConfigError, match="wrapped"):
         build_trainer(
             cfg(tiny_model, turn_data, tmp_path, packing=True, packing_strategy="wrapped")

@@ -1,6 +1,7 @@
 """Priming data: select trajectories (strategies), shape them into samples, export them."""
 
 from searchprime.data.export import FORMATS, export_samples
+from searchprime.data.export_check import ExportCheck, check_export
 from searchprime.data.prime import CARD_FILE, prime, read_trajectories
 from searchprime.data.samples import SHAPES, Sample, build_samples
 from searchprime.data.select import (
@@ -14,6 +15,8 @@ from searchprime.data.select import (
 )
 
 __all__ = [
+    "ExportCheck",
+    "check_export",
     "CARD_FILE",
     "FORMATS",
     "SHAPES",

@@ -1,15 +1,21 @@
 """Write samples in the formats the field's trainers read.
 
 ``trl``
-    ``train.jsonl`` in TRL's *conversational prompt-completion* format:
-    ``{"prompt": [messages], "completion": [messages]}``. TRL 1.x ``SFTTrainer`` trains it
-    with ``completion_only_loss`` (its default for prompt-completion data), so no prompt token
-    carries a label, with any chat template. Whole-trajectory samples also hold observations
-    (user messages) inside the completion; train them with ``assistant_only_loss=True`` as
-    well (TRL then keeps a label only where both masks agree) — ``searchprime train sft`` does
-    this by itself. ``samples.jsonl`` (same order) tells which task/attempt/turns each row is.
-    We did not choose the ``messages`` format: TRL's assistant-only loss would then train every
-    assistant message of the context too, including earlier turns and invalid outputs.
+    ``train.jsonl`` in TRL's *conversational prompt-completion* format, one row per assistant
+    turn: ``{"prompt": [messages], "completion": [one assistant message]}``. ``trajectory``
+    samples are written as their turns (:func:`~searchprime.data.samples.per_turn`): the
+    prompt holds the segment so far, earlier outputs and observations included, as context.
+    Why this layout: it is the only one a bare ``trl.SFTTrainer`` trains correctly under its
+    *default* arguments. TRL 1.x masks the prompt of prompt-completion rows by default
+    (``completion_only_loss=None`` means on for them) but trains every token of ``messages``
+    rows and of a completion (``assistant_only_loss=False``): observations inside a completion
+    or a ``messages`` row would be trained. And chat templates that drop the reasoning of
+    earlier assistant turns (Qwen3 keeps ``<think>`` only after the last user message) keep
+    it here, because every trained message is the last one. The cost: a trajectory's prefix
+    is encoded once per turn. ``samples.jsonl`` (same order) tells which task/attempt/turn
+    (and segment) each row is; ``sft_config.yaml`` pins the two loss fields for
+    ``trl sft --config`` (they equal TRL's defaults for this layout);
+    :func:`searchprime.data.export_check.check_export` counts what TRL would train.
 
 ``llamafactory-alpaca`` / ``llamafactory-sharegpt``
     ``data.json`` + the ``dataset_info.json`` entry LLaMA-Factory needs. LLaMA-Factory trains
@@ -32,12 +38,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from searchprime.data.samples import Sample
+from searchprime.data.samples import Sample, per_turn
 from searchprime.errors import ConfigError
 from searchprime.records import Message, Trajectory, atomic_write_text
 
 __all__ = [
     "FORMATS",
+    "TRL_LOSS_SETTINGS",
     "export_llamafactory",
     "export_samples",
     "export_trl",
@@ -62,26 +69,58 @@ def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
 
 
 def to_trl(sample: Sample) -> dict[str, Any]:
-    """A TRL conversational prompt-completion row."""
+    """A TRL conversational prompt-completion row (pass one-turn samples: :func:`per_turn`)."""
     return {"prompt": _msgs(sample.prompt), "completion": _msgs(sample.completion)}
 
 
-def export_trl(samples: list[Sample], out_dir: Path) -> dict[str, Any]:
-    """Write ``train.jsonl`` (+ ``samples.jsonl`` ids); return facts for the card."""
-    n = _write_jsonl(out_dir / "train.jsonl", (to_trl(s) for s in samples))
+#: The SFTConfig fields ``sft_config.yaml`` pins (TRL's defaults for prompt-completion rows).
+TRL_LOSS_SETTINGS: dict[str, bool] = {"completion_only_loss": True, "assistant_only_loss": False}
+
+_SFT_CONFIG_HEADER = """\
+# trl.SFTConfig fields for train.jsonl beside this file (prompt/completion rows whose
+# completion is exactly one assistant turn). They are TRL's defaults for such rows; kept
+# explicit so that a config written for `messages` data cannot switch them. Use with
+#   trl sft --config sft_config.yaml --dataset_name <this folder> --model_name_or_path <model>
+# TRL cuts every row to max_length tokens (default 1024) keeping the start, which cuts or
+# drops the completions of long rows: set max_length above your longest row.
+"""
+
+
+def export_trl(samples: list[Sample], out_dir: Path, *, shape: str = "turn") -> dict[str, Any]:
+    """Write ``train.jsonl``, ``samples.jsonl`` and ``sft_config.yaml``; return card facts.
+
+    Segments (``shape="trajectory"``, or any sample with several completion messages) are
+    written as one row per turn (:func:`per_turn`).
+    """
+    import yaml
+
+    rows = [
+        (s, r)
+        for s in samples
+        for r in (per_turn(s) if shape == "trajectory" or len(s.completion) > 1 else [s])
+    ]
+    n = _write_jsonl(out_dir / "train.jsonl", (to_trl(r) for _, r in rows))
     _write_jsonl(
         out_dir / "samples.jsonl",
         (
-            {"id": s.id, "task_id": s.task_id, "attempt": s.attempt, "turns": s.turns}
-            for s in samples
+            {
+                "id": r.id,
+                "task_id": r.task_id,
+                "attempt": r.attempt,
+                "turns": r.turns,
+                **({"segment": s.id} if r is not s else {}),
+            }
+            for s, r in rows
         ),
     )
-    observations = any(m.role != "assistant" for s in samples for m in s.completion)
+    body = yaml.safe_dump(TRL_LOSS_SETTINGS, sort_keys=False)
+    atomic_write_text(out_dir / "sft_config.yaml", _SFT_CONFIG_HEADER + body)
     return {
         "format": "trl",
-        "files": ["train.jsonl", "samples.jsonl"],
+        "files": ["train.jsonl", "samples.jsonl", "sft_config.yaml"],
         "samples": n,
-        "assistant_only_loss_needed": observations,
+        **({"segments": len(samples)} if shape == "trajectory" else {}),
+        "layout": "prompt-completion, one assistant turn per row",
     }
 
 
@@ -236,7 +275,7 @@ def export_samples(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "trl":
-        return export_trl(samples, out)
+        return export_trl(samples, out, shape=shape)
     if fmt in ("llamafactory-alpaca", "llamafactory-sharegpt"):
         style = fmt.split("-", 1)[1]
         return export_llamafactory(samples, out, style=style, name=name, shape=shape)

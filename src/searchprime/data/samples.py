@@ -12,8 +12,10 @@ Two shapes:
     One sample per *segment*: a run of turns whose contexts extend each other (each turn's
     context = the previous one + its output + the observation). The prompt is the first
     turn's context; the completion alternates the policy's outputs (assistant, trained) and
-    the observations (user, masked at training time: assistant-only loss). A summary (the
-    history is replaced) or an invalid turn starts a new segment.
+    the observations (user, never trained). A summary (the history is replaced) or an invalid
+    turn starts a new segment. Exporters for trainers that would train the observations under
+    their defaults (TRL) write each segment as :func:`per_turn` rows: every row's completion is
+    exactly one assistant turn, its prompt the segment up to that turn.
 
 Invalid-format turns (``action.kind == "invalid"``) are never trained: they are skipped in
 ``turn`` shape and end the segment in ``trajectory`` shape. They still appear inside later
@@ -31,7 +33,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from searchprime.errors import RecordError
 from searchprime.records import Message, Trajectory, Turn
 
-__all__ = ["SHAPES", "Sample", "Shape", "build_samples", "trajectory_samples", "turn_samples"]
+__all__ = [
+    "SHAPES",
+    "Sample",
+    "Shape",
+    "build_samples",
+    "per_turn",
+    "trajectory_samples",
+    "turn_samples",
+]
 
 Shape = Literal["turn", "trajectory"]
 SHAPES: tuple[str, ...] = ("turn", "trajectory")
@@ -42,7 +52,10 @@ class Sample(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(description="'<task>#<attempt>#t<turn>' or '<task>#<attempt>#s<segment>'.")
+    id: str = Field(
+        description="'<task>#<attempt>#t<turn>', '<task>#<attempt>#s<segment>', or "
+        "'<task>#<attempt>#s<segment>t<turn>' for one turn of a segment (:func:`per_turn`)."
+    )
     task_id: str
     attempt: int
     turns: list[int] = Field(description="Indices of the turns whose outputs are trained.")
@@ -134,6 +147,32 @@ def trajectory_samples(traj: Trajectory, *, include_invalid: bool = False) -> li
             segments.append(current)
         prev = turn
     return segments
+
+
+def per_turn(sample: Sample) -> list[Sample]:
+    """``sample`` as one sample per assistant message of its completion.
+
+    Row ``k``'s prompt is the sample's prompt plus the completion before that message
+    (earlier outputs and observations become context); its completion is that one message;
+    its id is the sample's plus ``t<turn>``.
+    """
+    out: list[Sample] = []
+    turns = iter(sample.turns)
+    for k, msg in enumerate(sample.completion):
+        if msg.role != "assistant":
+            continue
+        turn = next(turns)
+        out.append(
+            Sample(
+                id=f"{sample.id}t{turn}",
+                task_id=sample.task_id,
+                attempt=sample.attempt,
+                turns=[turn],
+                prompt=sample.prompt + sample.completion[:k],
+                completion=[msg],
+            )
+        )
+    return out
 
 
 def build_samples(trajs: Iterable[Trajectory], shape: Shape = "turn") -> list[Sample]:

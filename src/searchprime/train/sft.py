@@ -17,9 +17,11 @@ kernels); with sdpa/eager the whole flattened batch is one quadratic attention, 
 padding (so it is off by default). ``wrapped`` packing cuts samples mid-way and lets them
 attend to each other: refused.
 
-Configuration: :class:`SFTRunConfig` holds our few fields (model, data, output, LoRA, resume)
-and passes ``trl`` — any :class:`trl.SFTConfig` / ``TrainingArguments`` field — through
-unchanged, so nothing of TRL's is re-declared. Loaded from YAML by :func:`load_config`.
+Configuration: :class:`~searchprime.train.sft_config.SFTRunConfig` holds our few fields
+(model, data, output, LoRA, resume), the shared knobs of
+:class:`~searchprime.train.sft_config.SFTHyper` (epochs, learning rate, batch size, max length,
+``report_to``) and ``trl`` — any :class:`trl.SFTConfig` / ``TrainingArguments`` field — passed
+through unchanged, so nothing of TRL's is re-declared. Loaded from YAML by :func:`load_config`.
 
 Resuming: at start the output folder gets ``searchprime_sft_settings.json``, a fingerprint of
 everything that changes the result (data and model file digests, ``limit``, LoRA, every
@@ -34,15 +36,23 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from searchprime._lazy import require
-from searchprime.errors import ConfigError, RecordError
-from searchprime.records import atomic_write_text, iter_json_lines
+from searchprime.errors import ConfigError
+from searchprime.records import atomic_write_text
 from searchprime.train.fingerprint import file_digest, model_digest
 from searchprime.train.resume import ResumePlan, plan_run
+from searchprime.train.sft_config import TRL_DEFAULTS, LoraSettings, SFTRunConfig
+from searchprime.train.sft_data import (
+    load_sft_rows,
+    merge_turn_rows,
+    resolve_data,
+    segment_ids,
+)
+from searchprime.train.tracking import tracking
 
 __all__ = [
     "SETTINGS_FILE",
@@ -63,61 +73,6 @@ __all__ = [
 SUMMARY_FILE = "searchprime_sft.json"
 #: Written into the output folder at start: the fingerprint of the run's settings.
 SETTINGS_FILE = "searchprime_sft_settings.json"
-
-#: Our defaults for TRL/Trainer fields (any of them can be overridden through ``trl``).
-TRL_DEFAULTS: dict[str, Any] = {
-    "report_to": "none",
-    "activation_checkpointing": False,  # small models: recomputation costs more than it saves
-    "save_total_limit": 2,
-    "logging_steps": 5,
-    "include_num_input_tokens_seen": "non_padding",
-    "max_length": 2048,
-}
-#: Fields searchprime decides itself (the loss must only cover the policy's tokens).
-_FORCED = ("completion_only_loss", "assistant_only_loss", "output_dir")
-
-
-class LoraSettings(BaseModel):
-    """LoRA adapter settings (peft ``LoraConfig``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    r: int = Field(default=16, ge=1, description="Adapter rank.")
-    alpha: int = Field(default=32, ge=1, description="lora_alpha (scale = alpha / r).")
-    dropout: float = Field(default=0.05, ge=0.0, lt=1.0, description="Adapter dropout.")
-    target_modules: list[str] | str = Field(
-        default="all-linear", description="Modules to adapt; 'all-linear' = every linear layer."
-    )
-    merge: bool = Field(
-        default=True,
-        description="Save a merged full model in the output folder (adapter in ./adapter).",
-    )
-
-
-class SFTRunConfig(BaseModel):
-    """One SFT run: what to train, on what, where; ``trl`` passes SFTConfig fields through."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(description="HF folder or hub id of the model to fine-tune.")
-    data: str = Field(description="A `prime --format trl` folder, or its train.jsonl.")
-    output_dir: str = Field(description="Output folder: final HF model + checkpoint-*/ folders.")
-    lora: LoraSettings | None = Field(default=None, description="LoRA instead of full FT.")
-    resume: Literal["auto"] | bool | str = Field(
-        default="auto",
-        description="'auto': resume a run of the same settings found in output_dir; True: "
-        "must resume (a longer max_steps/num_train_epochs is accepted); a checkpoint path; "
-        "False: never resume.",
-    )
-    overwrite: bool = Field(
-        default=False, description="Delete output_dir's checkpoints and records and start over."
-    )
-    limit: int | None = Field(default=None, ge=1, description="Use only the first N samples.")
-    trl: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Any trl.SFTConfig / TrainingArguments field (num_train_epochs, "
-        "learning_rate, per_device_train_batch_size, packing, max_length, max_steps, ...).",
-    )
 
 
 class SFTSummary(BaseModel):
@@ -153,63 +108,6 @@ class SFTSummary(BaseModel):
     )
 
 
-# --------------------------------------------------------------------------- data
-
-
-def _resolve_data(path: str) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        p = p / "train.jsonl"
-    if not p.exists():
-        raise ConfigError(f"data: {p} not found (expected `searchprime prime --format trl` output)")
-    return p
-
-
-def _check_messages(path: Path, line: int, field: str, value: Any) -> None:
-    if not isinstance(value, list) or not value:
-        raise RecordError(path, line, field, "expected a non-empty list of messages")
-    for i, m in enumerate(value):
-        if not isinstance(m, dict) or not isinstance(m.get("content"), str):
-            raise RecordError(path, line, f"{field}[{i}]", "expected {role, content: str}")
-        if m.get("role") not in ("system", "user", "assistant"):
-            raise RecordError(path, line, f"{field}[{i}].role", f"unknown role {m.get('role')!r}")
-
-
-def load_sft_rows(path: str | Path, limit: int | None = None) -> tuple[list[dict], bool]:
-    """Read and check training rows; return (rows, needs assistant-only loss)."""
-    p = _resolve_data(str(path))
-    rows: list[dict] = []
-    layout = None
-    assistant_only = False
-    for line, obj in iter_json_lines(p):
-        if not obj:
-            continue
-        this = "messages" if "messages" in obj else "prompt-completion"
-        if layout is None:
-            layout = this
-        elif this != layout:
-            raise RecordError(p, line, "<record>", f"mixes {this} rows with {layout} rows")
-        if this == "messages":
-            _check_messages(p, line, "messages", obj["messages"])
-            rows.append({"messages": obj["messages"]})
-            assistant_only = True
-        else:
-            for key in ("prompt", "completion"):
-                if key not in obj:
-                    raise RecordError(p, line, key, "missing")
-                _check_messages(p, line, key, obj[key])
-            if obj["completion"][-1]["role"] != "assistant":
-                raise RecordError(p, line, "completion", "must end with an assistant message")
-            if any(m["role"] != "assistant" for m in obj["completion"]):
-                assistant_only = True
-            rows.append({"prompt": obj["prompt"], "completion": obj["completion"]})
-        if limit is not None and len(rows) >= limit:
-            break
-    if not rows:
-        raise ConfigError(f"data: {p} holds no samples")
-    return rows, assistant_only
-
-
 # --------------------------------------------------------------------------- trainer
 
 
@@ -223,10 +121,7 @@ def cpu_has_native_bf16() -> bool:
 def _sft_config(cfg: SFTRunConfig, assistant_only: bool) -> Any:
     trl = require("trl", "train")
     torch = require("torch", "train")
-    for key in _FORCED:
-        if key in cfg.trl:
-            raise ConfigError(f"trl.{key}: set by searchprime (loss covers only policy tokens)")
-    kwargs = {**TRL_DEFAULTS, **cfg.trl}
+    kwargs = {**TRL_DEFAULTS, **cfg.trl, **cfg.knob_trl()}
     if not torch.cuda.is_available():
         if "bf16" not in cfg.trl:
             # TRL defaults to bf16. On a CPU with native bf16 (AVX512-BF16 / AMX) autocast
@@ -293,12 +188,29 @@ def build_trainer(cfg: SFTRunConfig, callbacks: list | None = None) -> _Built:
             "converts the packaged SmolLM2 to a Hugging Face folder"
         )
     rows, assistant_only = load_sft_rows(cfg.data, cfg.limit)
-    args = _sft_config(cfg, assistant_only)
     try:
         tok = transformers.AutoTokenizer.from_pretrained(cfg.model)
         model = transformers.AutoModelForCausalLM.from_pretrained(cfg.model)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"model: cannot load {cfg.model!r}: {exc}") from None
+    if not assistant_only and tok.chat_template:
+        # one-turn export rows -> whole segments with assistant-only loss: the same loss on
+        # templates that keep every turn, at about a quarter of the tokens
+        limit = _sft_config(cfg, assistant_only=False).max_length
+
+        def fits(row: dict) -> bool:
+            msgs = row["prompt"] + row["completion"]
+            ids = tok.apply_chat_template(msgs, tokenize=True, return_dict=True)["input_ids"]
+            return limit is None or len(ids) <= limit
+
+        rows, merged = merge_turn_rows(
+            rows,
+            lambda msgs: tok.apply_chat_template(msgs, tokenize=False),
+            segment_ids(cfg.data, len(rows)),
+            fits,
+        )
+        assistant_only = merged > 0
+    args = _sft_config(cfg, assistant_only)
     if assistant_only:
         from searchprime.train.models import ensure_generation_template
 
@@ -373,7 +285,7 @@ def sft_settings(cfg: SFTRunConfig) -> dict[str, Any]:
     return {
         "version": 1,
         "model": model_digest(cfg.model),
-        "data": file_digest(_resolve_data(cfg.data), full_up_to=2**40),
+        "data": file_digest(resolve_data(cfg.data), full_up_to=2**40),
         "limit": cfg.limit,
         "lora": cfg.lora.model_dump() if cfg.lora is not None else None,
         "trl": trl,
@@ -461,10 +373,11 @@ def run_sft(
         return SFTSummary.model_validate_json((out / SUMMARY_FILE).read_text(encoding="utf-8"))
     resume = plan.checkpoint
     before = _state_at(resume)
-    built = build_trainer(cfg, [*(callbacks or []), _log_at_saves()])
-    start = time.perf_counter()
-    result = built.trainer.train(resume_from_checkpoint=resume)
-    runtime = time.perf_counter() - start
+    with tracking(cfg.report_to, out):
+        built = build_trainer(cfg, [*(callbacks or []), _log_at_saves()])
+        start = time.perf_counter()
+        result = built.trainer.train(resume_from_checkpoint=resume)
+        runtime = time.perf_counter() - start
     _save(built, cfg)
     state = built.trainer.state
     losses = [h["loss"] for h in state.log_history if "loss" in h]
@@ -476,7 +389,7 @@ def run_sft(
     summary = SFTSummary(
         output_dir=cfg.output_dir,
         base_model=cfg.model,
-        data=str(_resolve_data(cfg.data)),
+        data=str(resolve_data(cfg.data)),
         samples=built.samples,
         dropped_too_long=built.dropped_too_long,
         assistant_only_loss=built.assistant_only,
