@@ -71,9 +71,17 @@ def prime(
     for line in card.summary_lines():
         out.print(line, highlight=False, markup=False)
     count = card.extra.get("samples", card.extra.get("rows", 0))
+    segments = card.extra.get("segments")
+    what = (
+        "rows"
+        if fmt == "verl"
+        else f"{shape} samples"
+        if segments is None or segments == count
+        else f"one-turn rows of {segments} trajectory samples"
+    )
     summary(
-        f"primed {card.counts['selected']} trajectories ({card.strategy}) -> {count} "
-        f"{'rows' if fmt == 'verl' else shape + ' samples'} ({fmt}) in {out_dir}"
+        f"primed {card.counts['selected']} trajectories ({card.strategy}) -> {count} {what} "
+        f"({fmt}) in {out_dir}"
     )
 
 
