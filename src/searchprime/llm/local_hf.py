@@ -38,8 +38,15 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     raise MissingExtraError("torch", "train") from exc
 
 from searchprime._lazy import require
+from searchprime.llm._hf_rows import Row, finish_row, sample_token
 from searchprime.llm.base import Completion, SamplingParams
-from searchprime.llm.tokens import _split_gguf, chat_dicts, load_tokenizer, render_chat
+from searchprime.llm.tokens import (
+    _split_gguf,
+    chat_dicts,
+    count_chat_tokens,
+    load_tokenizer,
+    render_chat,
+)
 from searchprime.records import Message
 
 __all__ = ["LocalHF"]
@@ -56,27 +63,6 @@ class _Request:
     #: A prompt given as token ids (RL samplers): used as is, and the result carries the
     #: sampled ids and logprobs at the sampling temperature.
     prompt_ids: list[int] | None = None
-
-
-@dataclass
-class _Row:
-    """Decoding state of one request inside a batch."""
-
-    index: int
-    prompt_len: int
-    max_new: int
-    params: SamplingParams
-    generator: torch.Generator | None
-    tokens: list[int] = field(default_factory=list)
-    #: every sampled id, the end-of-turn token included (``tokens`` stops before it)
-    sampled: list[int] = field(default_factory=list)
-    #: log-probabilities at the sampling temperature (what an RL trainer computes) instead of
-    #: the raw ones
-    tempered: bool = False
-    generated: int = 0
-    logprobs: list[float] = field(default_factory=list)
-    text: str = ""
-    finish: str | None = None
 
 
 class LocalHF:
@@ -211,7 +197,7 @@ class LocalHF:
         with self._lock:
             if key in self._token_cache:
                 return self._token_cache[key]
-        count = len(self._encode(chat_dicts(messages)))
+        count = count_chat_tokens(self.tokenizer, messages)
         with self._lock:
             self._token_cache[key] = count
             if len(self._token_cache) > 4096:
@@ -285,45 +271,10 @@ class LocalHF:
         seed = params.seed if params.seed is not None else self._rng.randrange(2**63)
         return torch.Generator(device=self.device).manual_seed(seed)
 
-    @staticmethod
-    def _sample(logits: torch.Tensor, row: _Row) -> int:
-        params = row.params
-        if params.temperature == 0:
-            return int(torch.argmax(logits))
-        probs = torch.softmax(logits / params.temperature, dim=-1)
-        if params.top_p < 1.0:
-            sorted_probs, order = torch.sort(probs, descending=True)
-            drop = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > params.top_p
-            sorted_probs = sorted_probs.masked_fill(drop, 0.0)
-            pick = torch.multinomial(sorted_probs, 1, generator=row.generator)
-            return int(order[pick])
-        return int(torch.multinomial(probs, 1, generator=row.generator))
-
-    def _finish_row(self, row: _Row, token: int) -> None:
-        """Update ``row`` after sampling ``token``; set ``finish`` when it is done."""
-        row.generated += 1
-        row.sampled.append(token)
-        if token in self.eos_ids:
-            row.finish = "stop"
-            row.text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
-            return
-        row.tokens.append(token)
-        if row.params.stop:
-            text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
-            hits = [(text.find(s), s) for s in row.params.stop if s and s in text]
-            if hits:
-                start, stop = min(hits)
-                row.text = text[: start + len(stop)]
-                row.finish = "stop"
-                return
-        if len(row.tokens) >= row.max_new:
-            row.finish = "length"
-            row.text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
-
     @torch.inference_mode()
     def _generate(self, batch: list[_Request]) -> list[Completion | LLMError]:
         results: list[Completion | LLMError | None] = [None] * len(batch)
-        rows: list[_Row] = []
+        rows: list[Row] = []
         prompts: list[list[int]] = []
         for i, request in enumerate(batch):
             by_ids = request.prompt_ids is not None
@@ -336,7 +287,7 @@ class LocalHF:
                 )
                 continue
             max_new = min(request.params.max_tokens, room)
-            row = _Row(i, len(ids), max_new, request.params, self._generator(request.params))
+            row = Row(i, len(ids), max_new, request.params, self._generator(request.params))
             row.tempered = by_ids
             rows.append(row)
             prompts.append(ids)
@@ -372,7 +323,7 @@ class LocalHF:
             new_cache = out.past_key_values
         return out.logits[:, -1, :].float(), new_cache
 
-    def _decode(self, rows: list[_Row], prompts: list[list[int]]) -> None:
+    def _decode(self, rows: list[Row], prompts: list[list[int]]) -> None:
         width = max(len(p) for p in prompts)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -391,13 +342,13 @@ class LocalHF:
                 if row.finish is not None:
                     next_ids.append(self.pad_id)
                     continue
-                token = self._sample(logits[b], row)
+                token = sample_token(logits[b], row)
                 if row.tempered:
                     t = row.params.temperature or 1.0
                     row.logprobs.append(float(torch.log_softmax(logits[b] / t, dim=-1)[token]))
                 elif logps is not None and row.params.logprobs:
                     row.logprobs.append(float(logps[b, token]))
-                self._finish_row(row, token)
+                finish_row(row, token, self.tokenizer, self.eos_ids)
                 next_ids.append(token)
             if all(r.finish is not None for r in rows):
                 break

@@ -8,66 +8,28 @@ keeps one per (question, seed) and renders each :class:`Step` as ``<think>`` + o
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from searchprime.records import SearchHit
 from searchprime.world import phrases as P
-from searchprime.world.load import Page, World
+from searchprime.world._teacher_claims import (
+    Claim,
+    Detour,
+    Step,
+    cap,
+    name_tokens,
+    read_claims,
+    tiers_disagree,
+)
+from searchprime.world.load import World
 from searchprime.world.schema import RELATIONS, Fact, Relation
 
 if TYPE_CHECKING:
     from searchprime.world.teachers import TeacherConfig
 
 __all__ = ["Claim", "Detour", "Run", "Step"]
-
-_WORD = re.compile(r"\w+")
-
-
-def _tokens(name: str) -> set[str]:
-    return {w for w in _WORD.findall(name.lower()) if len(w) > 1}
-
-
-def _cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-@dataclass
-class Claim:
-    """A value a result page states for the current hop's relation."""
-
-    rank: int
-    page: Page
-    subj: str
-    value: str
-    shown: str | None = None  # the source the result showed (None: the backend gave none)
-
-    @property
-    def source_noun(self) -> str | None:
-        """How the thinking names the shown source; never the world's hidden one."""
-        return P.SOURCE_NOUN.get(self.shown, self.shown) if self.shown else None
-
-
-@dataclass
-class Step:
-    """One response: a thought and one action, the behaviors it shows, the policy move."""
-
-    think: str
-    kind: Literal["search", "answer"]
-    content: str
-    behaviors: list[str]
-    move: str
-
-
-@dataclass(frozen=True)
-class Detour:
-    """The teacher followed a near-duplicate entity at ``hop`` instead of the true one."""
-
-    hop: int
-    followed: str
-    true: str
 
 
 @dataclass
@@ -126,7 +88,7 @@ class Run:
 
     def pick(self, bank: Sequence[str], **kw: Any) -> str:
         text = self.rng.choice(bank).format(**kw)
-        return _cap(text)
+        return cap(text)
 
     def plan(self) -> str:
         """'This takes 2 lookups: this one, then the country.' (fixed wording, no rng draw)."""
@@ -150,16 +112,7 @@ class Run:
 
     def read(self, hits: Sequence[SearchHit]) -> list[Claim]:
         """Claims of the current relation in the results, in rank order."""
-        out = []
-        rel = self.chain[self.hop].relation
-        for i, hit in enumerate(hits, start=1):
-            page = self.world.page_for(hit.title, hit.text)
-            if page is None:
-                continue
-            for r, s, o in page.claims:
-                if r == rel:
-                    out.append(Claim(i, page, s, o, shown=hit.source))
-        return out
+        return read_claims(self.world, hits, self.chain[self.hop].relation)
 
     def search(
         self, think: str, patterns: Sequence[str], name: str, behaviors: list[str], move: str
@@ -209,8 +162,8 @@ class Run:
             if self.fire(self.cfg.recovery):
                 return self.recover()
         claims = [c for c in self.read(hits) if c.subj not in self.avoid]
-        want = _tokens(self.subj_name)
-        loose = [c for c in claims if want <= _tokens(self.world.name(c.subj))]
+        want = name_tokens(self.subj_name)
+        loose = [c for c in claims if want <= name_tokens(self.world.name(c.subj))]
         if not loose and self.avoid and self.recover_retries < 1 and self.just_recovered:
             self.recover_retries += 1
             twin = self.world.name(next(iter(self.avoid)))
@@ -228,7 +181,7 @@ class Run:
             self.subj = cand.subj  # the teacher now (wrongly) follows the near-duplicate
         same = [c for c in loose if c.subj == cand.subj]
         self.hop_claims.extend(same)
-        if self._tiers_disagree(same) and self.fire(self.cfg.authority):
+        if tiers_disagree(same) and self.fire(self.cfg.authority):
             return self.weigh(same)
         if self.fire(self.cfg.verify):
             values = list(dict.fromkeys(c.value for c in same))
@@ -265,14 +218,6 @@ class Run:
                 "verify_search",
             )
         return self.adopt(cand, None, [], "read")
-
-    @staticmethod
-    def _tiers_disagree(claims: list[Claim]) -> bool:
-        """Visible conflict: two values, the better-sourced one strictly more authoritative."""
-        if len({c.value for c in claims}) < 2:
-            return False
-        best = max(claims, key=lambda c: (c.page.authority, -c.rank))
-        return any(c.value != best.value and c.page.authority < best.page.authority for c in claims)
 
     def weigh(self, claims: list[Claim], by_rank: bool = True) -> Step:
         """Authority evaluation over disagreeing claims about one subject."""
@@ -319,7 +264,7 @@ class Run:
         pool = {c.page.id: c for c in self.hop_claims if c.subj == cand.subj}
         values = list(dict.fromkeys(c.value for c in pool.values()))
         if len(values) > 1:
-            if self._tiers_disagree(list(pool.values())) and self.fire(self.cfg.authority):
+            if tiers_disagree(list(pool.values())) and self.fire(self.cfg.authority):
                 step = self.weigh(list(pool.values()), by_rank=False)
                 step.behaviors = beh + step.behaviors
                 return step
@@ -410,9 +355,7 @@ class Run:
             elif fallback:
                 think = self.pick(P.FALLBACK_ANSWER, r=c.rank, noun=noun, v=v, progress=done)
             else:
-                think = self.pick(
-                    P.ANSWER, r=c.rank, fact=fact, Fact=_cap(fact), v=v, progress=done
-                )
+                think = self.pick(P.ANSWER, r=c.rank, fact=fact, Fact=cap(fact), v=v, progress=done)
             return Step(think, "answer", v, beh, move)
         self.hop += 1
         self.subj, self.subj_name = c.value, v
@@ -424,7 +367,5 @@ class Run:
         elif fallback:
             think = self.pick(P.FALLBACK_NEXT, r=c.rank, noun=noun, v=v, goal=goal, progress=done)
         else:
-            think = self.pick(
-                P.NEXT, r=c.rank, fact=fact, Fact=_cap(fact), goal=goal, progress=done
-            )
+            think = self.pick(P.NEXT, r=c.rank, fact=fact, Fact=cap(fact), goal=goal, progress=done)
         return self.search(think, self.rel.queries, v, beh, move)
