@@ -9,7 +9,6 @@ complete HF folder (weights + the policy's tokenizer files) that
 from __future__ import annotations
 
 import inspect
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -46,14 +45,10 @@ def check_dtype(dtype: str) -> None:
 
 def read_vocab_size(model_dir: Path) -> int:
     """``vocab_size`` of the HF folder ``model_dir`` (its ``config.json``)."""
+    from searchprime.train.gguf_export import read_hf_config
+
     config_path = model_dir / "config.json"
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{config_path}: cannot read HF config ({exc.strerror})") from exc
-    except ValueError as exc:
-        raise ConfigError(f"{config_path}: not valid JSON ({exc})") from exc
-    vocab = config.get("vocab_size") if isinstance(config, dict) else None
+    vocab = read_hf_config(model_dir).get("vocab_size")
     if not isinstance(vocab, int) or vocab < 1:
         raise ConfigError(f"{config_path}: vocab_size: missing or not a positive integer")
     return vocab

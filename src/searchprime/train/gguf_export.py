@@ -144,6 +144,20 @@ def _load_state(hf_dir: Path) -> dict[str, Any]:
     return state
 
 
+def read_hf_config(hf_dir: str | Path) -> dict[str, Any]:
+    """The ``config.json`` of an HF model folder; ConfigError naming the file if unreadable."""
+    config_path = Path(hf_dir) / "config.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{config_path}: cannot read HF config ({exc.strerror})") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{config_path}: not valid JSON ({exc})") from exc
+    if not isinstance(config, dict):
+        raise ConfigError(f"{config_path}: expected a JSON object")
+    return config
+
+
 def export_gguf(
     hf_dir: str | Path,
     out_path: str | Path,
@@ -162,12 +176,7 @@ def export_gguf(
         raise ConfigError(f"dtype: must be one of {', '.join(_FILE_TYPES)}, got {dtype!r}")
     hf = Path(hf_dir)
     config_path = hf / "config.json"
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{config_path}: cannot read HF config ({exc.strerror})") from exc
-    except ValueError as exc:
-        raise ConfigError(f"{config_path}: not valid JSON ({exc})") from exc
+    config = read_hf_config(hf)
     archs = config.get("architectures") or []
     if "LlamaForCausalLM" not in archs:
         raise ConfigError(f"{config_path}: architectures: {archs!r} is not LlamaForCausalLM")
