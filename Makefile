@@ -49,3 +49,9 @@ $(VERL_STAMP): pyproject.toml
 	$(VERL_VENV)/bin/python -m pip install -q torch==2.13.0 verl==0.9.1 -e . \
 		cachetools fastapi uvicorn pytest pytest-timeout
 	touch $(VERL_STAMP)
+
+# The Lucene baseline of bench/retrieval.py (Java via apt, pyserini in .venv-bench); the bench
+# measures it in the same run when installed and prints no ratio otherwise.
+.PHONY: bench-deps
+bench-deps:
+	bash bench/install_lucene.sh

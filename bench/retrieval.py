@@ -7,11 +7,14 @@ For each size it generates a seeded synthetic corpus in the Search-R1 layout (``
 ~100-word passages, Zipf words), builds the BM25 index in a subprocess (wall time, peak RSS of
 the process tree sampled every 50 ms, index size), then measures queries/s one at a time and
 batched, for k = 3 and 10, with 1 and 2 threads. "One at a time" with 2 threads means two
-client threads each sending single queries. On the smallest size it also times rank_bm25 on a
-subset of queries (the naive baseline) and bm25s's own numba retriever on our index (same
-scores, bm25s's code path). Dense: encode (a subset of) the smallest corpus with the bundled
-MiniLM, then flat vs IVF (queries/s, recall@10 of IVF against flat). Server: ``searchprime
-index serve`` in a subprocess, 64 concurrent keep-alive clients sending one query per request
+client threads each sending single queries. Baselines are measured in the same run, never typed
+in: Lucene (pyserini 0.22.1 + Java, from ``.venv-bench``: ``make bench-deps``) indexes the same
+corpus (``--storeRaw``, so it keeps the documents as we do; 2 threads) and answers the same
+queries (k = 10, each hit's document loaded), and the report prints ours/Lucene ratios and the
+top-10 overlap; without it installed the report says so and prints no ratio. On the smallest
+size it also times rank_bm25 on a subset of queries (the naive baseline). Dense: encode (a
+subset of) the smallest corpus with the bundled MiniLM, then flat vs IVF (queries/s, recall@10
+of IVF against flat). Server: ``searchprime index serve`` in a subprocess, 64 concurrent keep-alive clients sending one query per request
 (raw asyncio HTTP, so the load generator costs little CPU), QPS and p50/p99 latency, against
 the same 64 concurrent callers in-process.
 
@@ -24,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -36,10 +40,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _synth import make_corpus, make_queries  # noqa: E402
 
-LUCENE = {  # Lucene BM25 via pyserini, as measured on this machine (issue 3), k=10
-    "1m": {"build_s": 35.0, "peak_gib": 0.7, "batched_2t": 1045.0, "single": 532.0},
-    "100k": {"batched_2t": 2387.0},
-}
+ROOT = Path(__file__).resolve().parent.parent
+LUCENE_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 
 
 def parse_size(s: str) -> int:
@@ -74,10 +76,12 @@ def _tree_rss(pid: int) -> tuple[int, int]:
     return rss, anon
 
 
-def measure_build(code: str) -> dict[str, Any]:
-    """Run ``code`` in a fresh interpreter; wall time and peak (anonymous) RSS of its tree."""
+def measure_build(code: str | list[str]) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter (or a command line); wall time and peak (anonymous)
+    RSS of its process tree."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code])
+    cmd = code if isinstance(code, list) else [sys.executable, "-c", code]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     peak = peak_anon = 0
     while proc.poll() is None:
         rss, anon = _tree_rss(proc.pid)
@@ -125,23 +129,6 @@ def qps_batched(index: Any, queries: list[str], k: int, threads: int, ids_only=F
     return len(queries) / (time.perf_counter() - t)
 
 
-def bm25s_reference(index_dir: Path, index: Any, queries: list[str], k: int) -> float | None:
-    """bm25s's own numba retriever on our index files (same scores, its code path)."""
-    try:
-        import bm25s
-    except ImportError:
-        return None
-    r = bm25s.BM25.load(index_dir, mmap=True)
-    r.backend = "numba"
-    toks = [index._tokenizer.tokens(q) for q in queries]
-    toks = [[t for t in q if t in r.vocab_dict] or [next(iter(r.vocab_dict))] for q in toks]
-    kw = dict(k=k, n_threads=2, show_progress=False, backend_selection="numba")
-    r.retrieve(toks[:20], **kw)
-    t = time.perf_counter()
-    r.retrieve(toks, **kw)
-    return len(queries) / (time.perf_counter() - t)
-
-
 def rank_bm25_baseline(corpus: Path, queries: list[str], n_queries: int) -> dict[str, float]:
     from rank_bm25 import BM25Okapi
 
@@ -159,6 +146,87 @@ def rank_bm25_baseline(corpus: Path, queries: list[str], n_queries: int) -> dict
         scores = ref.get_scores(tok.tokens(q))
         np.argpartition(-scores, 10)[:10]
     return {"build_s": build, "qps": n_queries / (time.perf_counter() - t)}
+
+
+# ---------------------------------------------------------------------------------- lucene
+
+
+def lucene_missing(python: Path) -> str | None:
+    """Why the Lucene baseline cannot run (``None``: it can)."""
+    if not Path(python).exists():
+        return f"no {python}; `make bench-deps` installs it"
+    if shutil.which("java") is None:
+        return "no java on PATH; `make bench-deps` installs it"
+    probe = "import importlib.util as u, sys; sys.exit(u.find_spec('pyserini') is None)"
+    if subprocess.run([str(python), "-c", probe]).returncode:
+        return f"pyserini is not installed in {python}"
+    return None
+
+
+def lucene_bench(
+    python: Path, corpus: Path, work: Path, label: str, queries: list[str], args: Any
+) -> dict[str, Any]:
+    """Index ``corpus`` with pyserini (timed like ours) and time the same queries."""
+    src, out = work / f"lucene_input_{label}", work / f"lucene_{label}"
+    shutil.rmtree(out, ignore_errors=True)
+    src.mkdir(exist_ok=True)
+    link = src / corpus.name  # JsonCollection reads {"id", "contents"} files of a folder
+    if not link.exists():
+        link.symlink_to(corpus.resolve())
+    env_java = {"JAVA_HOME": os.environ.get("JAVA_HOME") or _java_home()}
+    os.environ.update({k: v for k, v in env_java.items() if v})
+    build = measure_build(
+        [str(python), "-m", "pyserini.index.lucene", "--collection", "JsonCollection",
+         "--input", str(src), "--index", str(out), "--generator",
+         "DefaultLuceneDocumentGenerator", "--threads", "2", "--storeRaw"]
+    )  # fmt: skip
+    build["index_mib"] = dir_size(out) / 2**20
+    qfile = work / f"queries_{label}.json"
+    qfile.write_text(json.dumps(queries), encoding="utf-8")
+    cmd = [str(python), str(Path(__file__).with_name("_lucene.py")), "search", str(out)]
+    cmd += [str(qfile), "--k", "10", "--threads", "2", "--single", str(args.single_queries)]
+    got = subprocess.run(cmd, capture_output=True, text=True)
+    if got.returncode:
+        raise SystemExit(f"Lucene search failed:\n{got.stderr[-2000:]}")
+    res = json.loads(got.stdout.strip().splitlines()[-1])
+    return {"build": build, **res}
+
+
+def _java_home() -> str | None:
+    java = shutil.which("java")
+    return str(Path(java).resolve().parent.parent) if java else None
+
+
+def overlap(index: Any, queries: list[str], lucene_top: list[list[str]]) -> float:
+    """Mean share of Lucene's top 10 doc ids that ours also returns."""
+    ids, _ = index.retrieve_ids(queries, 10)
+    shares = []
+    for row, theirs in zip(ids, lucene_top, strict=True):
+        ours = {index.store.get(int(d))["id"] for d in row if d >= 0}
+        if theirs:
+            shares.append(len(ours & set(theirs)) / len(theirs))
+    return float(np.mean(shares)) if shares else float("nan")
+
+
+def lucene_lines(label: str, r: dict[str, Any], missing: str | None) -> list[str]:
+    """The ours/Lucene lines of the report (or why there are none)."""
+    if "lucene" not in r:
+        return [f"- {label}: Lucene not installed: no ratio ({missing})"]
+    lu, b = r["lucene"], r["build"]
+    rows = [
+        ("index on disk MiB", b["index_mib"], lu["build"]["index_mib"], "{:,.0f}"),
+        ("build s", b["wall_s"], lu["build"]["wall_s"], "{:,.1f}"),
+        ("build peak RSS GiB", b["peak_rss_gib"], lu["build"]["peak_rss_gib"], "{:.2f}"),
+        ("batched k=10 2 threads q/s", r["batched_k10_t2"], lu["batched_qps"], "{:,.0f}"),
+        ("one at a time k=10 1 thread q/s", r["single_k10_t1"], lu["single_qps"], "{:,.0f}"),
+    ]
+    out = [f"- {label} vs Lucene (pyserini, same run; top-10 overlap {lu['top10_overlap']:.3f}):"]
+    for name, ours, theirs, fmt in rows:
+        out.append(
+            f"  - {name}: ours {fmt.format(ours)}, Lucene {fmt.format(theirs)}, "
+            f"ratio {ours / theirs:.2f}x"
+        )
+    return out
 
 
 # ---------------------------------------------------------------------------------- server
@@ -329,6 +397,9 @@ def bench_size(label: str, n: int, args: argparse.Namespace, work: Path) -> dict
     print(f"[{label}] building BM25 ...", flush=True)
     res["build"] = measure_build(code)
     res["build"]["index_mib"] = dir_size(out_dir) / 2**20
+    res["build"]["docstore_mib"] = (
+        sum((out_dir / f).stat().st_size for f in ("docs.zst", "docs.offsets.npy")) / 2**20
+    )
     index = BM25Search.load(out_dir)
     index.retrieve_ids(queries[:10], 10)  # JIT warm-up (cached on disk after the first run)
     for k in (3, 10):
@@ -338,9 +409,10 @@ def bench_size(label: str, n: int, args: argparse.Namespace, work: Path) -> dict
             res[f"single_k{k}_t{th}"] = qps_single(index, single, k, th)
             res[f"batched_k{k}_t{th}"] = qps_batched(index, queries, k, th)
             res[f"batched_ids_k{k}_t{th}"] = qps_batched(index, queries, k, th, ids_only=True)
-    if not args.skip_bm25s:
-        print(f"[{label}] bm25s numba reference ...", flush=True)
-        res["bm25s_numba_batched_k10_t2"] = bm25s_reference(out_dir, index, queries, 10)
+    if args.lucene_python is not None:
+        print(f"[{label}] Lucene ...", flush=True)
+        res["lucene"] = lucene_bench(args.lucene_python, corpus, work, label, queries, args)
+        res["lucene"]["top10_overlap"] = overlap(index, queries, res["lucene"].pop("top"))
     if label == args.sizes[0] and not args.skip_rank_bm25:
         print(f"[{label}] rank_bm25 ...", flush=True)
         res["rank_bm25"] = rank_bm25_baseline(corpus, queries, args.rank_bm25_queries)
@@ -379,12 +451,7 @@ def report(results: dict[str, Any]) -> str:
                 )
     lines.append("")
     for label, r in results["sizes"].items():
-        if r.get("bm25s_numba_batched_k10_t2"):
-            ref = r["bm25s_numba_batched_k10_t2"]
-            lines.append(
-                f"- {label}: bm25s numba retriever on the same index, batched k=10 2 threads: "
-                f"{ref:,.0f} q/s"
-            )
+        lines.extend(lucene_lines(label, r, results.get("lucene_missing")))
         if "rank_bm25" in r:
             rb = r["rank_bm25"]
             ours = r["single_k10_t1"]
@@ -432,14 +499,25 @@ def main() -> None:
     ap.add_argument("--per-client", type=int, default=40, help="Requests per server client.")
     ap.add_argument("--server-workers", default="1", help="Server process counts, e.g. 1,2.")
     ap.add_argument("--skip-rank-bm25", action="store_true")
-    ap.add_argument("--skip-bm25s", action="store_true")
+    ap.add_argument(
+        "--lucene-python",
+        type=Path,
+        default=LUCENE_PYTHON,
+        help="Python with pyserini (default .venv-bench, made by `make bench-deps`).",
+    )
+    ap.add_argument("--skip-lucene", action="store_true")
     ap.add_argument("--skip-server", action="store_true")
     ap.add_argument("--json-out", type=Path, default=None)
     args = ap.parse_args()
     args.sizes = [s.strip().lower() for s in args.sizes.split(",") if s.strip()]
     args.server_workers = [int(w) for w in args.server_workers.split(",")]
     args.work.mkdir(parents=True, exist_ok=True)
+    missing = "skipped (--skip-lucene)" if args.skip_lucene else lucene_missing(args.lucene_python)
+    if missing:
+        print(f"Lucene not installed: no ratio ({missing})", flush=True)
+        args.lucene_python = None
     results: dict[str, Any] = {"load_start": os.getloadavg(), "sizes": {}, "args": vars(args)}
+    results["lucene_missing"] = missing
     results["args"] = {k: str(v) for k, v in vars(args).items()}
     for label in args.sizes:
         results["sizes"][label] = bench_size(label, parse_size(label), args, args.work)

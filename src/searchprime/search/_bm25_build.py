@@ -3,7 +3,8 @@
 A block is either raw JSONL bytes (split on newlines here, so the parent process only
 reads and forwards bytes) or parsed parquet rows. The result holds the block's unique
 (doc, term, tf) triples against a block-local stem vocabulary, document lengths, and the
-serialized documents for the document store. Nothing here imports numba or the index.
+documents compressed for the document store (one zstd frame each, so compression runs in the
+workers too). Nothing here imports numba or the index.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from searchprime.errors import RecordError
+from searchprime.search._docstore import FrameCompressor
 from searchprime.search._text import TOKEN_RE, Tokenizer
 from searchprime.search.corpus import decode_line, parse_record
 
@@ -59,13 +61,14 @@ class BlockResult:
     pid: int = 0
     stem_base: int = 0
     new_stems: list[str] = field(default_factory=list)
-    blob: bytes = b""
-    line_lengths: np.ndarray | None = None
+    frames: bytes = b""
+    frame_lengths: np.ndarray | None = None
     skipped: list[tuple[str, int | None, str, str]] = field(default_factory=list)
     error: tuple[str, int | None, str, str] | None = None
 
 
 _TOKENIZER: Tokenizer | None = None
+_COMPRESSOR: FrameCompressor | None = None
 _SKIP_BAD = False
 _WORD_IDS: dict[str, int] = {}  # word -> worker stem id (-1: stop-word or one character)
 _STEM_IDS: dict[str, int] = {}  # stem -> worker stem id
@@ -74,10 +77,11 @@ _NEW_STEMS: list[str] = []  # stems added since the last block result
 _ASCII_NONWORD = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
 
 
-def init_worker(stemmer: str | None, stopwords: Any, skip_bad: bool) -> None:
-    """Pool initializer: one tokenizer and word/stem vocabulary per worker process."""
-    global _TOKENIZER, _SKIP_BAD
+def init_worker(stemmer: str | None, stopwords: Any, skip_bad: bool, dictionary: bytes) -> None:
+    """Pool initializer: one tokenizer, word/stem vocabulary and compressor per process."""
+    global _TOKENIZER, _SKIP_BAD, _COMPRESSOR
     _TOKENIZER = Tokenizer(stemmer, stopwords)
+    _COMPRESSOR = FrameCompressor(dictionary)
     _SKIP_BAD = skip_bad
     _WORD_IDS.clear()
     _STEM_IDS.clear()
@@ -137,8 +141,8 @@ def tokenize_block(block: Block) -> BlockResult:
         lines.append(_dumps(doc.to_json()))
     n = len(texts)
     res.n_docs = n
-    res.blob = b"\n".join(lines) + b"\n" if lines else b""
-    res.line_lengths = np.fromiter((len(x) + 1 for x in lines), dtype=np.int64, count=n)
+    res.frames, res.frame_lengths = _COMPRESSOR.frames(lines)
+    del lines
     flat: list[str] = []
     raw_lens = np.empty(n, dtype=np.int64)
     for i, text in enumerate(texts):
@@ -164,3 +168,16 @@ def tokenize_block(block: Block) -> BlockResult:
     res.new_stems = list(_NEW_STEMS)
     _NEW_STEMS.clear()
     return res
+
+
+def sample_docs(block: Block) -> list[bytes]:
+    """The serialized documents of ``block`` (bad records left out), to train the dictionary."""
+    out = []
+    for line, obj, raw in _records(block):
+        try:
+            if raw is not None:
+                obj = decode_line(raw, block.path, line)
+            out.append(_dumps(parse_record(obj, block.path, line).to_json()))
+        except RecordError:
+            continue
+    return out

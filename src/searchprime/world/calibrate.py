@@ -212,13 +212,21 @@ DEFAULT_PRESETS: tuple[str, ...] = ("plain", "all", "verify", "authority", "adap
 
 def ensure_index(world_dir: str | Path, index_dir: str | Path | None = None) -> Path:
     """The world's BM25 index (built under ``world_dir/index`` on first use)."""
-    from searchprime.search.bm25 import MANIFEST, BM25Config, build_bm25_index
+    import json
+
+    from searchprime.search.bm25 import FORMAT_VERSION, MANIFEST, BM25Config, build_bm25_index
 
     world_dir = Path(world_dir)
     index_dir = Path(index_dir) if index_dir else world_dir / "index"
     corpus = world_dir / "corpus.jsonl"
     manifest = index_dir / MANIFEST
-    if not manifest.exists() or manifest.stat().st_mtime < corpus.stat().st_mtime:
+    stale = not manifest.exists() or manifest.stat().st_mtime < corpus.stat().st_mtime
+    if not stale:  # an index of an older format (a study folder from an earlier version)
+        try:
+            stale = json.loads(manifest.read_text()).get("format_version") != FORMAT_VERSION
+        except ValueError:
+            stale = True
+    if stale:
         build_bm25_index(corpus, index_dir, BM25Config(workers=1))
     return index_dir
 
