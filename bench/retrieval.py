@@ -6,17 +6,17 @@
 For each size it generates a seeded synthetic corpus in the Search-R1 layout (``_synth.py``:
 ~100-word passages, Zipf words), builds the BM25 index in a subprocess (wall time, peak RSS of
 the process tree sampled every 50 ms, index size), then measures queries/s one at a time and
-batched, for k = 3 and 10, with 1 and 2 threads. "One at a time" with 2 threads means two
-client threads each sending single queries. Baselines are measured in the same run, never typed
-in: Lucene (pyserini 0.22.1 + Java, from ``.venv-bench``: ``make bench-deps``) indexes the same
+batched, for k = 3 and 10, with 1 and 2 threads. "One at a time" with 2 threads means two client
+threads each sending single queries. Baselines are measured in the same run, never typed in:
+Lucene (pyserini 0.22.1 + Java, from ``.venv-bench``: ``make bench-deps``) indexes the same
 corpus (``--storeRaw``, so it keeps the documents as we do; 2 threads) and answers the same
 queries (k = 10, each hit's document loaded), and the report prints ours/Lucene ratios and the
 top-10 overlap; without it installed the report says so and prints no ratio. On the smallest
 size it also times rank_bm25 on a subset of queries (the naive baseline). Dense: encode (a
 subset of) the smallest corpus with the bundled MiniLM, then flat vs IVF (queries/s, recall@10
-of IVF against flat). Server: ``searchprime index serve`` in a subprocess, 64 concurrent keep-alive clients sending one query per request
-(raw asyncio HTTP, so the load generator costs little CPU), QPS and p50/p99 latency, against
-the same 64 concurrent callers in-process.
+of IVF against flat). Server: ``searchprime index serve`` in a subprocess, 64 concurrent
+keep-alive clients sending one query per request (raw asyncio HTTP, so the load generator costs
+little CPU), QPS and p50/p99 latency, against the same 64 concurrent callers in-process.
 
 The machine is shared: the load average at start and end is printed with the results.
 """

@@ -1,9 +1,10 @@
 """Does RL raise dev EM in the sandbox? GRPO from a study's checkpoint, dev EM before and after.
 
 Takes a finished ``searchprime experiment`` folder (``make run`` leaves ``runs/quickstart``;
-``bench/study.yaml`` leaves the acceptance-size one), trains ``sft/<start>`` with GRPO on train
-tasks the teachers never saw (after both teacher pools), and rolls the model out greedily on the
-same first N dev tasks before and after RL with the study's own eval settings. Reports EM
+``bench/study_primed.yaml`` leaves the acceptance-size one), trains ``sft/<start>`` with GRPO
+on train tasks the teachers never saw (after both teacher pools), and rolls the model out
+greedily on the same first N dev tasks before and after RL with the study's own eval settings.
+Reports EM
 before/after, the paired difference with a bootstrap 95% CI over tasks and McNemar's exact test,
 the training curve (reward, EM, zero-variance groups per step) and where the time went.
 

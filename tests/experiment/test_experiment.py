@@ -171,7 +171,7 @@ def test_quickstart_yaml_is_valid():
     with resources.as_file(ref) as path:
         cfg = load_config(ExperimentConfig, path)
     assert cfg.sft.model == "smollm2" and cfg.arms[0].strategy == "behavior"
-    assert cfg.rl is not None and cfg.rl.start_from == ["base", "primed"]
+    assert cfg.rl is not None and [r.name for r in cfg.rl.plan()] == ["base+rl", "primed+rl"]
     assert cfg.rl.sampler == "hf"
 
 
@@ -181,7 +181,14 @@ def test_study_yaml_is_valid_and_llamacpp_on_cuda_is_refused():
     study = REPO / "bench" / "study.yaml"
     cfg = load_config(ExperimentConfig, study)
     assert cfg.eval.backend == "llamacpp" and cfg.eval.dev_n == 300
-    assert cfg.rl is not None and cfg.rl.start_from == ["base", "primed"]
+    assert cfg.rl is not None and [r.name for r in cfg.rl.plan()][0] == "direct-rl"
+    assert len(cfg.rl.plan()) == 7
+    measured = load_config(ExperimentConfig, REPO / "bench" / "study_primed.yaml")
+    assert [a.name for a in measured.arms] == ["primed"]
+    assert measured.rl is not None and [r.name for r in measured.rl.plan()] == [
+        "base+rl",
+        "primed+rl",
+    ]
     with pytest.raises(ConfigError, match="backend"):
         load_config(ExperimentConfig, study, {"eval.device": "cuda"})
     gpu = load_config(ExperimentConfig, study, {"eval.device": "cuda", "eval.backend": "hf"})

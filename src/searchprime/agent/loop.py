@@ -66,10 +66,12 @@ class AgentConfig(BaseModel):
         "reasoning); 'internal': the server returns reasoning separately (e.g. Qwen3); "
         "'none': actions only.",
     )
-    prompt: Literal["full", "compact"] = Field(
+    prompt: prompts.PromptStyle = Field(
         default="full",
         description="'full': the Behavior Priming scaffold's system prompt (~400 tokens); "
-        "'compact': the same protocol in ~80 tokens, for small fine-tuned policies.",
+        "'compact': the same protocol in ~80 tokens, for small fine-tuned policies; "
+        "'full+handbook' / 'compact+handbook': either, then the four behaviors as advice "
+        "(prompts.HANDBOOK).",
     )
     search_reminder_after: int = Field(
         default=4, ge=0, description="Remind after this many consecutive searches (0: never)."

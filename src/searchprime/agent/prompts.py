@@ -17,10 +17,15 @@ from __future__ import annotations
 from typing import Literal
 
 Thinking = Literal["explicit", "internal", "none"]
-PromptStyle = Literal["full", "compact"]
+#: ``full`` / ``compact``: the protocol; ``+handbook``: the same, followed by :data:`HANDBOOK`.
+PromptStyle = Literal["full", "compact", "full+handbook", "compact+handbook"]
+#: Every :data:`PromptStyle`, in order.
+PROMPT_STYLES: tuple[str, ...] = ("full", "compact", "full+handbook", "compact+handbook")
 
 __all__ = [
     "FORMAT_REMINDER",
+    "HANDBOOK",
+    "PROMPT_STYLES",
     "PromptStyle",
     "SUMMARY_ACK",
     "SUMMARY_REMINDER",
@@ -30,6 +35,7 @@ __all__ = [
     "search_reminder",
     "system_prompt",
     "turns_left_reminder",
+    "with_handbook",
     "with_reminders",
 ]
 
@@ -119,15 +125,37 @@ _COMPACT = {
 _COMPACT["none"] = _COMPACT["internal"]
 
 
+#: The four behaviors of the study (DESIGN.md §1) as advice in the system prompt: in-context
+#: priming without training (the ``handbook`` arm, and ``prompted-rl`` during RL only).
+HANDBOOK = """\
+Good searchers do four things:
+1. Verify: before relying on a critical fact, confirm it with a second search or source.
+2. Weigh authority: when sources disagree, trust the encyclopedia or official page over forums \
+and blogs.
+3. Adapt: when results miss, change the query: try an alias, other keywords, or terms from the \
+results.
+4. Recover: when a step was wrong (a similar name, the wrong entity, a dead end), say so and \
+search for the right one."""
+
+
+def with_handbook(style: str) -> str:
+    """``style`` followed by :data:`HANDBOOK` (``compact`` -> ``compact+handbook``)."""
+    base = style.split("+", 1)[0]
+    if base not in ("full", "compact"):
+        raise ValueError(f"style must be one of {', '.join(PROMPT_STYLES)}, got {style!r}")
+    return f"{base}+handbook"
+
+
 def system_prompt(thinking: Thinking = "explicit", style: PromptStyle = "full") -> str:
-    """The system message: the tag protocol, with the response format for ``thinking``."""
+    """The system message: the tag protocol, with the response format for ``thinking``; a
+    ``+handbook`` style appends :data:`HANDBOOK` after it."""
     if thinking not in _FORMATS:
         raise ValueError(f"thinking must be one of {sorted(_FORMATS)}, got {thinking!r}")
-    if style == "compact":
-        return _COMPACT[thinking]
-    if style != "full":
-        raise ValueError(f"style must be 'full' or 'compact', got {style!r}")
-    return _INTRO + _FORMATS[thinking]
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"style must be one of {', '.join(PROMPT_STYLES)}, got {style!r}")
+    base, _, extra = style.partition("+")
+    text = _COMPACT[thinking] if base == "compact" else _INTRO + _FORMATS[thinking]
+    return text.rstrip("\n") + "\n\n" + HANDBOOK if extra == "handbook" else text
 
 
 def first_user_message(question: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -14,12 +15,10 @@ QUICKSTART = "quickstart.yaml"
 
 def _run(config_path: Path | None, out_dir: Path, overrides: dict) -> None:
     from rich import box
-    from rich.markup import escape
     from rich.table import Table
 
     from searchprime.config import load_config
     from searchprime.experiment import ExperimentConfig, report_rows, run_experiment
-    from searchprime.experiment.summary import RL_SUFFIX
 
     cfg = load_config(ExperimentConfig, config_path, overrides)
     report = run_experiment(
@@ -42,8 +41,19 @@ def _run(config_path: Path | None, out_dir: Path, overrides: dict) -> None:
     for row in rows:
         table.add_row(*row.values())
     out.print(table)
-    if any(name.endswith(RL_SUFFIX) for name in report["arms"]):
+    if any("rl" in arm for arm in report["arms"].values()):
         out.print("ΔEM: dev EM after RL minus the EM of the model RL started from.")
+    print_findings(out, report)
+    summary(
+        f"study '{cfg.name}' finished in {report['seconds']['total']:.0f}s: "
+        f"report {out_dir / 'report.html'} (data: report.json), plots in {out_dir / 'plots'}"
+    )
+
+
+def print_findings(out: Any, report: dict) -> None:
+    """The paired comparisons, the paper's claims with their verdicts, and degeneracy warnings."""
+    from rich.markup import escape
+
     for c in report.get("comparisons", []):
         lo, hi = c["ci95"]
         p = "-" if c.get("mcnemar_p") is None else f"{c['mcnemar_p']:.3f}"
@@ -51,6 +61,13 @@ def _run(config_path: Path | None, out_dir: Path, overrides: dict) -> None:
             f"{escape(c['model'])} vs {escape(c['against'])}: EM {c['delta']:+.3f} "
             f"(paired 95% CI {lo:+.3f}..{hi:+.3f}; {c['gained']} gained, {c['lost']} lost; "
             f"McNemar p {p}) on {c['n']} dev tasks",
+            highlight=False,
+        )
+    for c in report.get("claims", []):
+        ratio = "-" if c.get("ratio") is None else f"{c['ratio']:.2f}x"
+        out.print(
+            f"claim: {escape(c['statement'])} ({escape(c['model'])} vs {escape(c['against'])}): "
+            f"{c['verdict']}; EM {c['delta']:+.3f}, ratio {ratio}",
             highlight=False,
         )
     # repeated under the table: the first thing read must not be a broken model shown as fine
@@ -61,10 +78,6 @@ def _run(config_path: Path | None, out_dir: Path, overrides: dict) -> None:
                 + escape(arm["degenerate"]),
                 highlight=False,
             )
-    summary(
-        f"study '{cfg.name}' finished in {report['seconds']['total']:.0f}s: "
-        f"report {out_dir / 'report.html'} (data: report.json), plots in {out_dir / 'plots'}"
-    )
 
 
 def _print_seeds(report: dict) -> None:
@@ -102,10 +115,17 @@ def register(app: typer.Typer) -> None:
         samples: int | None = typer.Option(None, help="Override eval.samples (pass@k)."),
         samples_tasks: int | None = typer.Option(None, help="Override eval.samples_tasks."),
         entropy: bool | None = typer.Option(None, help="Override eval.entropy."),
+        only: str | None = typer.Option(
+            None, "--only", help="Comma-separated models to run (and those they start from)."
+        ),
     ) -> None:
         """Run the whole study from one YAML file; cached and resumable stage by stage."""
         overrides = {"eval.dev_n": dev_n, "sft.model": model, "eval.device": device}
-        extra = {"eval.backend": backend, "eval.entropy": entropy}
+        extra = {
+            "eval.backend": backend,
+            "eval.entropy": entropy,
+            "only": only.split(",") if only else None,
+        }
         _run(config, out_dir, {**overrides, **extra, **_sampling(samples, samples_tasks)})
 
     @app.command()

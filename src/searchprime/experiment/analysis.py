@@ -2,7 +2,8 @@
 
 Adds to a model's report row (all optional for readers of ``report.json``):
 
-* ``ci95``: bootstrap 95% CIs over dev tasks of EM and F1;
+* ``ci95``: bootstrap 95% CIs of EM and F1 over dev tasks, and of turns, searches and each
+  behavior's rate over trajectories;
 * ``pass_at_k`` / ``maj_at_k``: from ``eval.samples`` sampled rollouts per task on the first
   ``eval.samples_tasks`` dev tasks (``sampling`` holds the per data source / hops / trap
   breakdown);
@@ -10,8 +11,10 @@ Adds to a model's report row (all optional for readers of ``report.json``):
   turn position);
 * ``scaling``: EM against the turn budget, replayed from the greedy trajectories;
 
-and ``comparisons`` to the report: each model against the one it was trained from, paired over
-the same dev tasks (mean EM difference, paired-bootstrap CI, McNemar's exact p).
+and ``comparisons`` to the report: each model against the one it starts from (an SFT arm from
+``base``, an RL run from its start model, a prompt arm from its model), paired over the same dev
+tasks (mean EM difference, paired-bootstrap CI, McNemar's exact p); the paper's claims are
+:mod:`searchprime.experiment.claims`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from searchprime.experiment.config import ExperimentConfig
-from searchprime.experiment.summary import RL_SUFFIX
 from searchprime.records import Task, Trajectory
 
 __all__ = [
@@ -28,7 +30,6 @@ __all__ = [
     "em_by_task",
     "entropy_row",
     "interval_row",
-    "parent_of",
     "score_by_task",
     "sampling_row",
 ]
@@ -53,15 +54,22 @@ def em_by_task(trajs: list[Trajectory], tasks: list[Task]) -> list[float]:
 def interval_row(
     trajs: list[Trajectory], tasks: list[Task], cfg: ExperimentConfig
 ) -> dict[str, Any]:
-    """``ci95`` of EM and F1 and the turn-budget ``scaling`` curve of greedy trajectories."""
+    """``ci95`` (EM, F1, turns, searches, the behavior rates) and the turn-budget ``scaling``
+    curve of greedy trajectories."""
     from searchprime.eval.scaling import turn_scaling
     from searchprime.eval.uncertainty import bootstrap_ci
+    from searchprime.experiment.summary import behavior_cis
 
     ev = cfg.eval
-    ci = {
-        m: list(bootstrap_ci(score_by_task(trajs, tasks, m), resamples=ev.resamples, seed=cfg.seed))
-        for m in ("em", "f1")
-    }
+
+    def ci_of(values: list[float]) -> list[float]:
+        return list(bootstrap_ci(values, resamples=ev.resamples, seed=cfg.seed))
+
+    ci = {m: ci_of(score_by_task(trajs, tasks, m)) for m in ("em", "f1")}
+    if trajs:
+        ci["turns"] = ci_of([float(len(t.turns)) for t in trajs])
+        ci["searches"] = ci_of([float(t.n_searches) for t in trajs])
+        ci.update(behavior_cis(trajs, cfg))
     budgets = sorted({b for b in (1, 2, 4, 6, 8, 10, ev.max_turns) if b <= ev.max_turns})
     points = turn_scaling(trajs, budgets, tasks=tasks, resamples=ev.resamples, seed=cfg.seed)
     return {"ci95": ci, "scaling": [p.model_dump(mode="json") for p in points]}
@@ -105,22 +113,15 @@ def entropy_row(model_dir: Path, trajs: list[Trajectory], cfg: ExperimentConfig)
 
 
 def comparisons(
-    per_task: dict[str, list[float]], parents: dict[str, str], cfg: ExperimentConfig
+    per_task: dict[str, list[float]], parents: dict[str, str | None], cfg: ExperimentConfig
 ) -> list[dict[str, Any]]:
-    """Each model against the one it was trained from, paired over the same dev tasks."""
+    """Each model against the one it starts from, paired over the same dev tasks."""
     from searchprime.eval.uncertainty import paired
 
     out = []
     for name, parent in parents.items():
-        if name not in per_task or parent not in per_task:
+        if parent is None or name not in per_task or parent not in per_task:
             continue
         test = paired(per_task[parent], per_task[name], resamples=cfg.eval.resamples, seed=cfg.seed)
         out.append({"model": name, "against": parent, "metric": "em", **test})
     return out
-
-
-def parent_of(name: str) -> str | None:
-    """The model ``name`` was trained from: ``x+rl`` from ``x``, every arm from ``base``."""
-    if name.endswith(RL_SUFFIX):
-        return name.removesuffix(RL_SUFFIX)
-    return None if name == "base" else "base"

@@ -6,6 +6,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from searchprime.agent.prompts import PROMPT_STYLES
 from searchprime.rl.config import RLHyper
 from searchprime.train.sft_config import SFTHyper
 
@@ -52,6 +53,40 @@ class ArmSection(_Strict):
         default=None, description="Keep pool B's mix of this task meta field (e.g. 'hops')."
     )
     epochs: float | None = Field(default=None, gt=0, description="Override sft.epochs.")
+
+
+#: An arm's prompt: "handbook" (``eval.prompt`` and the four behaviors) or a prompt style.
+PROMPT_CHOICES = ("handbook", *PROMPT_STYLES)
+
+
+def _prompt_choice(v: str | None) -> str | None:
+    if v is not None and v not in PROMPT_CHOICES:
+        raise ValueError(f"{v!r} is no prompt; choose from {', '.join(PROMPT_CHOICES)}")
+    return v
+
+
+class PromptArm(_Strict):
+    """A trained model evaluated under another system prompt, without training.
+
+    ``{name: handbook, model: base, prompt: handbook}`` is in-context priming: the base model
+    with the four behaviors described in its system prompt.
+    """
+
+    name: str = Field(description="Arm name, e.g. 'handbook'.")
+    model: str = Field(
+        default="base", description="The trained model to evaluate: base, an arm or an RL run."
+    )
+    prompt: str = Field(
+        default="handbook",
+        description="'handbook' (eval.prompt followed by the four behaviors) or a prompt style: "
+        + ", ".join(PROMPT_STYLES)
+        + ".",
+    )
+
+    @field_validator("prompt")
+    @classmethod
+    def _known_prompt(cls, v: str) -> str:
+        return _prompt_choice(v) or v
 
 
 class SFTSection(SFTHyper):
@@ -144,6 +179,69 @@ class EvalSection(_Strict):
         return self
 
 
+#: The report name of a model after a shorthand RL run: ``base+rl``.
+RL_SUFFIX = "+rl"
+
+
+def _no_judge(v: dict[str, float]) -> dict[str, float]:
+    if "judge" in v:
+        raise ValueError("'judge' needs a judge model, which the experiment does not run")
+    return v
+
+
+class RLRun(_Strict):
+    """One RL run of the study, under the ``rl`` section's budget (steps, tasks, group size).
+
+    ``{name: prompted-rl, start_from: base, prompt: handbook}``: the four behaviors in the
+    prompt during RL only (the dev evaluation uses ``eval.prompt``);
+    ``{name: bonus-rl, start_from: base, rewards: {em: 1.0, behavior: 0.1}, annotator: grounded}``:
+    a small bonus for the behaviors the agent's moves show.
+    """
+
+    name: str = Field(description="The RL'd model's name in the report, e.g. 'behavior-rl'.")
+    start_from: str = Field(default="base", description="'base' or an arm name.")
+    prompt: str | None = Field(
+        default=None,
+        description="System prompt during RL only: 'handbook' or a style (None: eval.prompt).",
+    )
+    rewards: dict[str, float] | None = Field(
+        default=None, description="Reward name -> weight (None: rl.rewards)."
+    )
+    annotator: Literal["rules", "grounded"] | None = Field(
+        default=None, description="Episode labeller (None: rl.annotator)."
+    )
+
+    @field_validator("prompt")
+    @classmethod
+    def _known_prompt(cls, v: str | None) -> str | None:
+        return _prompt_choice(v)
+
+    @field_validator("rewards")
+    @classmethod
+    def _known_rewards(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is None:
+            return v
+        from searchprime.errors import ConfigError
+        from searchprime.rl.rewards import get_reward
+
+        if not v:
+            raise ValueError("at least one reward is needed")
+        for name in v:
+            try:
+                get_reward(name)
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("rewards: ")) from None
+        return _no_judge(v)
+
+    @property
+    def folder(self) -> str:
+        """Its folder under ``rl/``: the start model's for a shorthand run (``rl/base``); unique,
+        since run names differ from model names."""
+        if self.name == self.start_from + RL_SUFFIX:
+            return self.start_from
+        return self.name
+
+
 class RLSection(RLHyper):
     """GRPO with search in the loop, applied to trained models (``searchprime.rl``).
 
@@ -166,11 +264,23 @@ class RLSection(RLHyper):
     }
     knob_prefix: ClassVar[str] = "rl."
 
-    start_from: list[str] = Field(
-        default_factory=lambda: ["base"],
+    start_from: list[str] | None = Field(
+        default=None,
         min_length=1,
-        description="Models to continue with RL: 'base' (RL without priming) and/or arm names; "
-        "each is evaluated on dev as '<name>+rl'.",
+        description="Shorthand for runs: one plain run from each of these models ('base' = RL "
+        "without priming, or arm names), evaluated on dev as '<name>+rl' (neither this nor runs: "
+        "[base]).",
+    )
+    runs: list[RLRun] | None = Field(
+        default=None,
+        min_length=1,
+        description="Named RL runs, each with this section's budget: start model, and the prompt "
+        "(during RL only), rewards and annotator where they differ from the section's.",
+    )
+    annotator: Literal["rules", "grounded"] = Field(
+        default="rules",
+        description="Labels each episode for the step log's behavior rates and the 'behavior' "
+        "reward: 'rules' (the teachers' cue phrases) or 'grounded' (the moves made).",
     )
     tasks: int = Field(
         default=64,
@@ -191,17 +301,27 @@ class RLSection(RLHyper):
 
     @field_validator("start_from")
     @classmethod
-    def _unique_names(cls, v: list[str]) -> list[str]:
-        if len(set(v)) != len(v):
+    def _unique_names(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and len(set(v)) != len(v):
             raise ValueError("names must be unique")
         return v
 
     @field_validator("rewards")
     @classmethod
     def _no_judge(cls, v: dict[str, float]) -> dict[str, float]:
-        if "judge" in v:
-            raise ValueError("'judge' needs a judge model, which the experiment does not run")
-        return v
+        return _no_judge(v)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_runs(self) -> RLSection:
+        if self.start_from is not None and self.runs is not None:
+            raise ValueError("give rl.start_from (the shorthand) or rl.runs, not both")
+        return self
+
+    def plan(self) -> list[RLRun]:
+        """The RL runs: ``runs``, else one plain ``<name>+rl`` run per ``start_from`` model."""
+        if self.runs is not None:
+            return list(self.runs)
+        return [RLRun(name=m + RL_SUFFIX, start_from=m) for m in self.start_from or ["base"]]
 
 
 class ExperimentConfig(_Strict):
@@ -223,9 +343,43 @@ class ExperimentConfig(_Strict):
         description="SFT arms trained from the base checkpoint.",
     )
     eval: EvalSection = Field(default_factory=EvalSection)
+    prompt_arms: list[PromptArm] = Field(
+        default_factory=list,
+        description="Trained models evaluated under another system prompt (no training).",
+    )
     rl: RLSection | None = Field(
         default=None, description="GRPO after SFT for the named models (None: no RL)."
     )
+    seed_models: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="With seeds: the first seed runs the whole study, later seeds only these "
+        "models and the ones they start from (e.g. [direct-rl, behavior-rl]; None: all).",
+    )
+    only: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Run only these models and the ones they start from (None: every model).",
+    )
+
+    def models(self) -> dict[str, str | None]:
+        """Every model of the study -> the model it starts from (None for base), in run order."""
+        out: dict[str, str | None] = {"base": None}
+        out.update((a.name, "base") for a in self.arms)
+        out.update((r.name, r.start_from) for r in (self.rl.plan() if self.rl else []))
+        out.update((p.name, p.model) for p in self.prompt_arms)
+        return out
+
+    def wanted(self) -> set[str]:
+        """The models this run makes: ``only`` and everything they start from."""
+        models = self.models()
+        todo, out = list(self.only or models), set()
+        while todo:
+            name = todo.pop()
+            if name is not None and name not in out:
+                out.add(name)
+                todo.append(models[name])
+        return out
 
     @model_validator(mode="after")
     def _unique_arms(self) -> ExperimentConfig:
@@ -234,12 +388,31 @@ class ExperimentConfig(_Strict):
             raise ValueError("seeds: must be distinct")
         if len(set(names)) != len(names) or "base" in names:
             raise ValueError("arms: names must be unique and not 'base'")
-        if self.rl is not None:
-            models = ["base", *names]
-            for name in self.rl.start_from:
-                if name not in models:
-                    raise ValueError(
-                        f"rl.start_from: {name!r} is no model of this study; choose from "
-                        f"{', '.join(models)}"
-                    )
+        trained = ["base", *names]
+        runs = self.rl.plan() if self.rl is not None else []
+        for i, run in enumerate(runs):
+            if run.start_from not in trained:
+                where = "rl.start_from" if self.rl and self.rl.runs is None else f"rl.runs.{i}"
+                raise ValueError(
+                    f"{where}: {run.start_from!r} is no model of this study; choose from "
+                    f"{', '.join(trained)}"
+                )
+        checkpoints = trained + [r.name for r in runs]
+        every = checkpoints + [p.name for p in self.prompt_arms]
+        clash = sorted({n for n in every[len(trained) :] if every.count(n) > 1})
+        if clash:
+            raise ValueError(
+                f"rl.runs / prompt_arms: names must differ from every other model's: "
+                f"{', '.join(clash)}"
+            )
+        for i, arm in enumerate(self.prompt_arms):
+            if arm.model not in checkpoints:
+                raise ValueError(
+                    f"prompt_arms.{i}.model: {arm.model!r} is no trained model of this study; "
+                    f"choose from {', '.join(checkpoints)}"
+                )
+        for key in ("only", "seed_models"):
+            unknown = [n for n in getattr(self, key) or [] if n not in every]
+            if unknown:
+                raise ValueError(f"{key}: {', '.join(map(repr, unknown))}: no model of this study")
         return self

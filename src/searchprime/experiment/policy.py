@@ -11,23 +11,34 @@ from typing import Any
 from searchprime.experiment.config import ExperimentConfig
 
 
-def eval_agent_config(cfg: ExperimentConfig) -> Any:
-    """The agent-loop settings of the trained policies' dev rollouts (the ``eval`` section)."""
+def prompt_style(cfg: ExperimentConfig, choice: str | None) -> str:
+    """An arm's prompt choice as a prompt style: ``handbook`` is ``eval.prompt`` followed by the
+    four behaviors (``compact`` -> ``compact+handbook``); None is ``eval.prompt``."""
+    from searchprime.agent.prompts import with_handbook
+
+    if choice is None:
+        return cfg.eval.prompt
+    return with_handbook(cfg.eval.prompt) if choice == "handbook" else choice
+
+
+def eval_agent_config(cfg: ExperimentConfig, prompt: str | None = None) -> Any:
+    """The agent-loop settings of the trained policies' dev rollouts (the ``eval`` section;
+    ``prompt``: a prompt arm's choice, see :func:`prompt_style`)."""
     from searchprime.agent.loop import AgentConfig, default_sampling
 
     return AgentConfig(
         max_turns=cfg.eval.max_turns,
         topk=cfg.eval.topk,
-        prompt=cfg.eval.prompt,
+        prompt=prompt_style(cfg, prompt),
         sampling=default_sampling().model_copy(
             update={"temperature": cfg.eval.temperature, "max_tokens": cfg.eval.max_tokens}
         ),
     )
 
 
-def sampling_agent_config(cfg: ExperimentConfig) -> Any:
+def sampling_agent_config(cfg: ExperimentConfig, prompt: str | None = None) -> Any:
     """The dev agent settings at ``eval.samples_temperature`` (pass@k rollouts)."""
-    agent = eval_agent_config(cfg)
+    agent = eval_agent_config(cfg, prompt)
     return agent.model_copy(
         update={
             "sampling": agent.sampling.model_copy(

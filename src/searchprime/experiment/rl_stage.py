@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from searchprime.errors import ConfigError
-from searchprime.experiment.config import ExperimentConfig
+from searchprime.experiment.config import ExperimentConfig, RLRun
 from searchprime.records import Task, write_jsonl
 
 Log = Callable[[str], None]
@@ -46,12 +46,14 @@ def rl_run_config(
     *,
     tasks: Path,
     index_dir: Path,
+    run: RLRun | None = None,
 ) -> Any:
-    """The :class:`~searchprime.rl.config.RLRunConfig` of one model's RL run (the ``rl`` section).
+    """The :class:`~searchprime.rl.config.RLRunConfig` of one RL run (the ``rl`` section).
 
     The episodes use the dev rollouts' agent settings (prompt, topk), with ``rl.max_turns`` /
-    ``rl.max_tokens`` where given.
+    ``rl.max_tokens`` where given; ``run`` changes the prompt and the rewards where it says.
     """
+    from searchprime.experiment.policy import prompt_style
     from searchprime.rl.config import EpisodeSettings, RLHyper, RLRunConfig, SamplerSettings
     from searchprime.search.registry import SearchConfig
 
@@ -59,6 +61,8 @@ def rl_run_config(
     if rl is None:
         raise ConfigError("rl: this study has no rl section")
     knobs = rl.shared(RLHyper)
+    if run is not None and run.rewards is not None:
+        knobs["rewards"] = dict(run.rewards)
     knobs["trl"] = {
         "seed": cfg.seed,
         **({"use_cpu": True} if cfg.eval.device == "cpu" else {}),
@@ -73,7 +77,7 @@ def rl_run_config(
         episode=EpisodeSettings(
             max_turns=rl.max_turns or cfg.eval.max_turns,
             topk=cfg.eval.topk,
-            prompt=cfg.eval.prompt,
+            prompt=prompt_style(cfg, run.prompt if run is not None else None),
             max_tokens=rl.max_tokens or cfg.eval.max_tokens,
         ),
         sampler=SamplerSettings(kind=rl.sampler, max_batch=batch, threads=cfg.eval.threads),
@@ -84,9 +88,21 @@ def rl_run_config(
     )
 
 
+def episode_annotator(cfg: ExperimentConfig, run: RLRun, world_dir: Path) -> Any:
+    """The annotator labelling a run's episodes (step-log behavior rates, ``behavior`` reward)."""
+    kind = run.annotator or (cfg.rl.annotator if cfg.rl is not None else "rules")
+    if kind == "grounded":
+        from searchprime.behaviors.grounded import GroundedAnnotator
+
+        return GroundedAnnotator(world_dir)
+    from searchprime.behaviors.annotate import RulesAnnotator
+
+    return RulesAnnotator(world_dir)
+
+
 def train_rl(
     cfg: ExperimentConfig,
-    name: str,
+    run: RLRun,
     model_dir: Path,
     out: Path,
     tasks: Path,
@@ -95,19 +111,18 @@ def train_rl(
     stage: Callable[[str], AbstractContextManager[None]],
     log: Log,
 ) -> tuple[Path, Any]:
-    """GRPO from ``model_dir`` into ``out/rl/<name>`` (cached; resumes from checkpoints)."""
+    """GRPO from ``model_dir`` into ``out/rl/<run.folder>`` (cached; resumes from checkpoints)."""
     from searchprime.rl.grpo import SUMMARY_FILE, RLSummary, run_rl
 
-    dest = out / "rl" / name
+    dest = out / "rl" / run.folder
     if (dest / SUMMARY_FILE).exists():
         return dest, RLSummary.model_validate_json((dest / SUMMARY_FILE).read_text())
-    with stage(f"rl {name}"):
-        run_cfg = rl_run_config(cfg, model_dir, dest, tasks=tasks, index_dir=index_dir)
-        from searchprime.behaviors.annotate import RulesAnnotator
-
-        summary = run_rl(run_cfg, annotator=RulesAnnotator(world_dir), log=log)
+    with stage(f"rl {run.folder}"):
+        run_cfg = rl_run_config(cfg, model_dir, dest, tasks=tasks, index_dir=index_dir, run=run)
+        annotator = episode_annotator(cfg, run, world_dir)
+        summary = run_rl(run_cfg, annotator=annotator, log=log)
         log(
-            f"  {name}: {summary.steps} RL steps, {summary.episodes} episodes, reward "
+            f"  {run.name}: {summary.steps} RL steps, {summary.episodes} episodes, reward "
             f"{_num(summary.reward_first)} -> {_num(summary.reward_last)}, zero-variance groups "
             f"{_num(summary.zero_std_groups)}"
         )

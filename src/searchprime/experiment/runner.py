@@ -3,8 +3,10 @@
 world -> BM25 index -> scripted teachers on two disjoint train pools -> score + rules
 annotator -> prime (base data from pool A, one selection of pool B per arm) -> SFT the base
 model, then each arm from the base -> roll every model out on dev through the real agent
-loop -> (``rl:``) GRPO from the named models on further train tasks, each RL'd model rolled
-out on dev as ``<name>+rl`` -> score, annotate, behavior stats and plots -> ``report.json``.
+loop (and each ``prompt_arms`` entry: a trained model under another system prompt) ->
+(``rl:``) each RL run from its start model on further train tasks, the RL'd model rolled out
+on dev under the run's name -> score, label with the rules and the action-grounded annotators,
+behavior stats and plots -> comparisons and the paper's claims -> ``report.json``.
 
 Every stage writes its files under the output folder and is skipped when they exist;
 rollouts resume record by record and SFT and RL resume from their last checkpoint, so a killed
@@ -27,16 +29,17 @@ from searchprime.experiment.analysis import (
     em_by_task,
     entropy_row,
     interval_row,
-    parent_of,
     sampling_row,
 )
+from searchprime.experiment.claims import claims
 from searchprime.experiment.config import ExperimentConfig
 from searchprime.experiment.policy import eval_agent_config, open_policy, sampling_agent_config
 from searchprime.experiment.rl_stage import RL_REPORT_FIELDS, _num, rl_tasks, train_rl
 from searchprime.experiment.sft_stage import train_models
 from searchprime.experiment.summary import (
-    RL_SUFFIX,
     degeneracy,
+    grounded_row,
+    label_grounded,
     score_and_label,
     summarize,
 )
@@ -110,6 +113,10 @@ def _check_same_settings(cfg: ExperimentConfig, saved: Path) -> None:
     from searchprime.errors import ResumeError
 
     old = json.loads(saved.read_text())
+    try:  # a folder written before a field was added holds that field's default
+        old = json.loads(ExperimentConfig.model_validate(old).model_dump_json())
+    except ValueError:
+        pass
     new = json.loads(cfg.model_dump_json())
     for study in (old, new):  # tracking can be turned on for a study that is resumed
         for section in ("sft", "rl"):
@@ -227,7 +234,12 @@ def _run_study(cfg: ExperimentConfig, out: Path, progress: ProgressFactory, log:
     with stage("prime"):
         s = cfg.sft
         selections = [("base", labelled["base"], s.base_strategy, s.base_n, s.base_stratify)]
-        selections += [(a.name, labelled["prime"], a.strategy, a.n, a.stratify) for a in cfg.arms]
+        wanted = cfg.wanted()
+        selections += [
+            (a.name, labelled["prime"], a.strategy, a.n, a.stratify)
+            for a in cfg.arms
+            if a.name in wanted
+        ]
         tasks_by_id = {t.id: t for t in train}
         for name, source, strategy, n, stratify in selections:
             data_dirs[name] = out / "data" / name
@@ -248,16 +260,17 @@ def _run_study(cfg: ExperimentConfig, out: Path, progress: ProgressFactory, log:
 
     # -- models, each evaluated on dev as soon as it is trained ----------------------------
     dev = world.split("dev")[: cfg.eval.dev_n]
-    eval_agent = eval_agent_config(cfg)
     dev_ids = {t.id for t in dev}
+    parents = cfg.models()
     report: dict[str, Any] = {"name": cfg.name, "selection": cards, "arms": {}}
     scored: dict[str, Path] = {}
     per_task: dict[str, list[float]] = {}
 
-    def evaluate(name: str, model_dir: Path) -> dict[str, Any]:
+    def evaluate(name: str, model_dir: Path, prompt: str | None = None) -> dict[str, Any]:
         with stage(f"eval {name}"):
             raw = out / "eval" / f"{name}.jsonl"
             scored[name] = raw.with_suffix(".labelled.jsonl")
+            grounded = raw.with_suffix(".grounded.jsonl")
             if _task_ids(scored[name]) != dev_ids:  # missing, or written for another dev_n
                 with open_policy(cfg, model_dir) as llm:
                     trajs = _rollout(
@@ -265,15 +278,22 @@ def _run_study(cfg: ExperimentConfig, out: Path, progress: ProgressFactory, log:
                         dev,
                         llm,
                         search,
-                        eval_agent,
+                        eval_agent_config(cfg, prompt),
                         cfg.eval.max_batch,
                         progress,
                         f"rollout {name} on dev",
                     )
                 write_jsonl(scored[name], score_and_label(trajs, world))
             trajs = list(read_jsonl(scored[name], Trajectory))
+            if _task_ids(grounded) != dev_ids:
+                write_jsonl(grounded, label_grounded(trajs, world))
             row = summarize(trajs, dev, world)
             row.update(interval_row(trajs, dev, cfg))
+            row.update(grounded_row(trajs, list(read_jsonl(grounded, Trajectory)), dev, cfg))
+            if parents[name] is not None:
+                row["parent"] = parents[name]
+            if prompt is not None:
+                row["prompt"] = prompt
             per_task[name] = em_by_task(trajs, dev)
             if cfg.eval.entropy:
                 row.update(
@@ -283,7 +303,7 @@ def _run_study(cfg: ExperimentConfig, out: Path, progress: ProgressFactory, log:
                     )
                 )
             if cfg.eval.samples > 1 and name in (cfg.eval.samples_models or [name]):
-                row.update(sample(name, model_dir))
+                row.update(sample(name, model_dir, prompt))
             report["arms"][name] = row
             lo, hi = row["ci95"]["em"]
             log(
@@ -297,11 +317,11 @@ def _run_study(cfg: ExperimentConfig, out: Path, progress: ProgressFactory, log:
             )
         return row
 
-    def sample(name: str, model_dir: Path) -> dict[str, Any]:
+    def sample(name: str, model_dir: Path, prompt: str | None) -> dict[str, Any]:
         """``eval.samples`` sampled rollouts per task on the first ``samples_tasks`` dev tasks."""
         tasks = dev[: cfg.eval.samples_tasks or len(dev)]
         raw = out / "eval" / f"{name}.samples.jsonl"
-        agent = sampling_agent_config(cfg)
+        agent = sampling_agent_config(cfg, prompt)
         with open_policy(cfg, model_dir) as llm:
             trajs = _rollout(
                 raw,
@@ -326,20 +346,29 @@ def _run_study(cfg: ExperimentConfig, out: Path, progress: ProgressFactory, log:
         )
         return row
 
+    wanted = cfg.wanted()
+
+    def evaluate_with_prompt_arms(name: str, model_dir: Path) -> dict[str, Any]:
+        row = evaluate(name, model_dir)
+        for arm in cfg.prompt_arms:
+            if arm.model == name and arm.name in wanted:
+                evaluate(arm.name, model_dir, arm.prompt)
+        return row
+
+    runs = [r for r in (cfg.rl.plan() if cfg.rl else []) if r.name in wanted]
     for name, model_dir in train_models(cfg, out, data_dirs, stage, log):
-        evaluate(name, model_dir)
-        if cfg.rl is None or name not in cfg.rl.start_from or rl_tasks_file is None:
-            continue
-        rl_dir, rl_summary = train_rl(
-            cfg, name, model_dir, out, rl_tasks_file, world_dir, index_dir, stage, log
-        )
-        row = evaluate(name + RL_SUFFIX, rl_dir)
-        row["rl"] = {k: getattr(rl_summary, k) for k in RL_REPORT_FIELDS}
-        log(
-            f"  {name}{RL_SUFFIX}: EM {report['arms'][name]['em']:.3f} -> {row['em']:.3f} on dev "
-            f"after {rl_summary.steps} RL steps (train reward {_num(rl_summary.reward_first)} -> "
-            f"{_num(rl_summary.reward_last)})"
-        )
+        evaluate_with_prompt_arms(name, model_dir)
+        for run in (r for r in runs if r.start_from == name and rl_tasks_file is not None):
+            rl_dir, rl_summary = train_rl(
+                cfg, run, model_dir, out, rl_tasks_file, world_dir, index_dir, stage, log
+            )
+            row = evaluate_with_prompt_arms(run.name, rl_dir)
+            row["rl"] = {k: getattr(rl_summary, k) for k in RL_REPORT_FIELDS}
+            log(
+                f"  {run.name}: EM {report['arms'][name]['em']:.3f} -> {row['em']:.3f} on dev "
+                f"after {rl_summary.steps} RL steps (train reward "
+                f"{_num(rl_summary.reward_first)} -> {_num(rl_summary.reward_last)})"
+            )
     for pool, (preset, tasks) in pools.items():
         trajs = list(read_jsonl(labelled[pool], Trajectory))
         report["arms"][f"teacher-{preset}"] = summarize(trajs, tasks, world)
@@ -358,8 +387,20 @@ def _run_study(cfg: ExperimentConfig, out: Path, progress: ProgressFactory, log:
             report["arms"][name]["degenerate"] = reason
             log(f"WARNING: {name} looks degenerate: {reason}")
 
-    parents = {n: p for n in per_task if (p := parent_of(n)) is not None}
     report["comparisons"] = comparisons(per_task, parents, cfg)
+    report["claims"] = claims(cfg, per_task, report["arms"])
+    # the claims' pairs in the comparisons table too (the HTML report and the CLI print it)
+    keep = ("model", "against", "metric", "delta", "ci95", "gained", "lost", "mcnemar_p", "n")
+    report["comparisons"] += [
+        {**{k: c[k] for k in keep}, "claim": c["claim"]} for c in report["claims"]
+    ]
+    for c in report["claims"]:
+        ratio = "-" if c["ratio"] is None else f"{c['ratio']:.2f}x"
+        log(
+            f"  claim: {c['statement']}: {c['verdict']} (EM {c['delta']:+.3f}, paired 95% CI "
+            f"{c['ci95'][0]:+.3f}..{c['ci95'][1]:+.3f}, McNemar p {_num(c['mcnemar_p'])}, "
+            f"ratio {ratio})"
+        )
     report["seconds"] = {**seconds, "total": round(time.perf_counter() - t_all, 1)}
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     from searchprime.report import write_report

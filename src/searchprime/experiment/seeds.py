@@ -4,6 +4,10 @@ Each seed's run is an ordinary study folder (``<out>/seed-<s>/``, cached and res
 own, with its own ``report.json`` and ``report.html``); the world and teacher pools do not
 depend on the seed, so they are the same in every run. ``<out>/report.json`` holds each seed's
 headline numbers and, per model, the mean ± sample sd of EM, F1 and the behavior rates.
+
+With ``seed_models`` (e.g. the headline pair ``[direct-rl, behavior-rl]``) only the first seed
+runs the whole study; later seeds run those models and the ones they start from, so the
+aggregate holds them (and their ancestors) over every seed and the other arms once.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 from searchprime.experiment.config import ExperimentConfig
 from searchprime.records import BEHAVIORS, atomic_write_text
 
-__all__ = ["aggregate_seeds", "run_seeds"]
+__all__ = ["aggregate_claims", "aggregate_seeds", "run_seeds"]
 
 #: Per-model numbers summarised across seeds.
 _METRICS = ("em", "f1", "turns", "searches")
@@ -44,6 +48,28 @@ def aggregate_seeds(reports: dict[int, dict[str, Any]]) -> dict[str, Any]:
     return {"seeds": seeds, "arms": out}
 
 
+def aggregate_claims(reports: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per claim measured in every seed's report: mean ± sd of its EM difference and ratio,
+    the values and the verdict per seed."""
+    from searchprime.eval.uncertainty import mean_sd
+
+    seeds = sorted(reports)
+    by_seed = {s: {c["claim"]: c for c in reports[s].get("claims", [])} for s in seeds}
+    out = []
+    for key, first in by_seed[seeds[0]].items():
+        rows = [by_seed[s].get(key) for s in seeds]
+        if any(r is None for r in rows):
+            continue
+        entry: dict[str, Any] = {k: first[k] for k in ("claim", "statement", "model", "against")}
+        for metric in ("delta", "ratio"):
+            values = [r[metric] for r in rows]
+            if all(v is not None for v in values):
+                entry[metric] = {**mean_sd(values).model_dump(), "per_seed": values}
+        entry["verdict_per_seed"] = [r["verdict"] for r in rows]
+        out.append(entry)
+    return out
+
+
 def run_seeds(
     cfg: ExperimentConfig,
     out_dir: str | Path,
@@ -54,10 +80,12 @@ def run_seeds(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     reports = {}
-    for seed in cfg.seeds or [cfg.seed]:
+    for i, seed in enumerate(cfg.seeds or [cfg.seed]):
         log(f"== seed {seed} ==")
-        one = cfg.model_copy(update={"seed": seed, "seeds": None})
+        only = cfg.only if i == 0 or cfg.seed_models is None else cfg.seed_models
+        one = cfg.model_copy(update={"seed": seed, "seeds": None, "only": only})
         reports[seed] = run_one(one, out / f"seed-{seed}")
     report = {"name": cfg.name, **aggregate_seeds(reports)}
+    report["claims"] = aggregate_claims(reports)
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     return report

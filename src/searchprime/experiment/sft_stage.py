@@ -40,7 +40,8 @@ def train_models(
     stage: Callable[[str], AbstractContextManager[None]],
     log: Log,
 ) -> Iterator[tuple[str, Path]]:
-    """SFT the base model from the start checkpoint, then every arm from the base.
+    """SFT the base model from the start checkpoint, then every arm from the base (the ones
+    :meth:`ExperimentConfig.wanted`).
 
     Yields ``(name, checkpoint)`` as each is ready (trained now or earlier).
     """
@@ -57,7 +58,8 @@ def train_models(
         else:
             start = Path(cfg.sft.model) if Path(cfg.sft.model).exists() else cfg.sft.model
     base: Path | None = None
-    order = [("base", start)] + [(a.name, None) for a in cfg.arms]
+    wanted = cfg.wanted()
+    order = [("base", start)] + [(a.name, None) for a in cfg.arms if a.name in wanted]
     for name, init in order:
         dest = out / "sft" / name
         with (

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from searchprime.experiment.config import RL_SUFFIX
 from searchprime.records import BEHAVIORS, Task, Trajectory
 
-#: The report name of a model after RL: ``base+rl``.
-RL_SUFFIX = "+rl"
+__all__ = [
+    "RL_SUFFIX",
+    "behavior_cis",
+    "behavior_rates",
+    "degeneracy",
+    "grounded_row",
+    "label_grounded",
+    "report_rows",
+    "score_and_label",
+    "summarize",
+]
 
 
 def score_and_label(trajs: list[Trajectory], world: Any) -> list[Trajectory]:
@@ -21,14 +31,39 @@ def score_and_label(trajs: list[Trajectory], world: Any) -> list[Trajectory]:
     return trajs
 
 
-def summarize(trajs: list[Trajectory], tasks: list[Task], world: Any) -> dict[str, Any]:
-    """EM (over all tasks), valid-turn rate, turns, searches and behavior rates.
+def label_grounded(trajs: list[Trajectory], world: Any) -> list[Trajectory]:
+    """Copies of ``trajs`` labelled by the action-grounded annotator (scores kept)."""
+    from searchprime.behaviors.grounded import annotate_grounded
 
-    ``behavior_offered`` is each behavior's rate among trajectories whose task offers the
-    situation for it (a trap that the behavior answers).
-    """
+    return [t.model_copy(update={"labels": annotate_grounded(t, world)}) for t in trajs]
+
+
+def behavior_rates(trajs: list[Trajectory], tasks: list[Task]) -> dict[str, Any]:
+    """Each behavior's rate over ``trajs`` by their labels: ``behavior`` (overall),
+    ``behavior_offered`` (among trajectories whose task offers the situation for it: a trap the
+    behavior answers) and ``offered_n``."""
     from searchprime.world import behaviors_offered
 
+    n = len(trajs) or 1
+    by_id = {t.id: t for t in tasks}
+    row: dict[str, Any] = {"behavior": {}, "behavior_offered": {}, "offered_n": {}}
+    for b in BEHAVIORS:
+        row["behavior"][b] = sum(_has(t, b) for t in trajs) / n
+        offered = [t for t in trajs if b in behaviors_offered(by_id[t.task_id])]
+        row["offered_n"][b] = len(offered)
+        row["behavior_offered"][b] = (
+            sum(_has(t, b) for t in offered) / len(offered) if offered else None
+        )
+    return row
+
+
+def _has(traj: Trajectory, behavior: str) -> bool:
+    return bool(traj.labels and traj.labels.has(behavior))
+
+
+def summarize(trajs: list[Trajectory], tasks: list[Task], world: Any) -> dict[str, Any]:
+    """EM (over all tasks), valid-turn rate, turns, searches and behavior rates (the labels the
+    trajectories carry; see :func:`behavior_rates`)."""
     n_tasks = len(tasks) or 1
     turns = [x for t in trajs for x in t.turns]
     n = len(trajs) or 1
@@ -40,21 +75,49 @@ def summarize(trajs: list[Trajectory], tasks: list[Task], world: Any) -> dict[st
         "answered": sum(t.termination == "answer" for t in trajs) / n,
         "turns": len(turns) / n,
         "searches": sum(t.n_searches for t in trajs) / n,
-        "behavior": {},
-        "behavior_offered": {},
-        "offered_n": {},
     }
-    by_id = {t.id: t for t in tasks}
-    for b in BEHAVIORS:
-        row["behavior"][b] = sum(bool(t.labels and t.labels.has(b)) for t in trajs) / n
-        offered = [t for t in trajs if b in behaviors_offered(by_id[t.task_id])]
-        row["offered_n"][b] = len(offered)
-        row["behavior_offered"][b] = (
-            sum(bool(t.labels and t.labels.has(b)) for t in offered) / len(offered)
-            if offered
-            else None
-        )
+    row.update(behavior_rates(trajs, tasks))
     return row
+
+
+def grounded_row(
+    rules: list[Trajectory], grounded: list[Trajectory], tasks: list[Task], cfg: Any
+) -> dict[str, Any]:
+    """``grounded``: the grounded annotator's behavior rates with their CIs; ``agreement``: per
+    behavior, how often it agrees with the rules annotator on the same trajectories (raw, Cohen's
+    kappa, and the trajectories where only one says yes)."""
+    from searchprime.behaviors.agreement import annotator_agreement
+
+    row = behavior_rates(grounded, tasks)
+    row["ci95"] = behavior_cis(grounded, cfg)
+    pair = annotator_agreement(rules, grounded)
+    agreement = {
+        b: {
+            "raw": a.raw,
+            "kappa": a.kappa,
+            "n": a.n,
+            "only_rules": a.only_a,
+            "only_grounded": a.only_b,
+        }
+        for b, a in pair.behaviors.items()
+    }
+    return {"grounded": row, "agreement": agreement}
+
+
+def behavior_cis(trajs: list[Trajectory], cfg: Any) -> dict[str, list[float]]:
+    """Bootstrap 95% CI over trajectories of each behavior's overall rate."""
+    from searchprime.eval.uncertainty import bootstrap_ci
+
+    if not trajs:
+        return {}
+    return {
+        b: list(
+            bootstrap_ci(
+                [float(_has(t, b)) for t in trajs], resamples=cfg.eval.resamples, seed=cfg.seed
+            )
+        )
+        for b in BEHAVIORS
+    }
 
 
 def degeneracy(trajs: list[Trajectory], threshold: float = 0.5) -> str | None:
@@ -108,11 +171,14 @@ def report_rows(report: dict[str, Any]) -> list[dict[str, str]]:
 
     ``ΔEM`` is an RL'd model's EM minus the EM of the model its RL started from; ``95% CI`` the
     bootstrap interval of EM over dev tasks; ``H`` the policy's mean per-token entropy (nats).
+    When the rows hold grounded labels, ``<behavior>:g`` is the action-grounded annotator's rate
+    beside the rules annotator's and ``agree`` the two annotators' mean raw agreement.
     """
     rows = []
     arms = report["arms"]
+    grounded = any("grounded" in a for a in arms.values())
     for name, r in arms.items():
-        start = arms.get(name.removesuffix(RL_SUFFIX)) if name.endswith(RL_SUFFIX) else None
+        start = arms.get(_rl_start(name, r) or "")
         row = {
             "model": name,
             "n": str(r["n"]),
@@ -131,8 +197,25 @@ def report_rows(report: dict[str, Any]) -> list[dict[str, str]]:
             row[f"pass@{k}"] = "-" if cell is None else f"{cell['mean']:.2f}"
         for b in BEHAVIORS:
             offered = r["behavior_offered"][b]
-            row[_SHORT[b]] = f"{r['behavior'][b]:.2f}/" + (
-                "-" if offered is None else f"{offered:.2f}"
-            )
+            row[_SHORT[b]] = _rate_cell(r["behavior"][b], offered)
+        if grounded:
+            g = r.get("grounded")
+            for b in BEHAVIORS:
+                row[_SHORT[b] + ":g"] = (
+                    "-" if g is None else _rate_cell(g["behavior"][b], g["behavior_offered"][b])
+                )
+            raw = [a["raw"] for a in (r.get("agreement") or {}).values() if a["raw"] is not None]
+            row["agree"] = f"{sum(raw) / len(raw):.2f}" if raw else "-"
         rows.append(row)
     return rows
+
+
+def _rl_start(name: str, row: dict[str, Any]) -> str | None:
+    """The model an RL'd model started from (None for a model not trained by RL)."""
+    if "rl" in row and row.get("parent"):
+        return row["parent"]
+    return name.removesuffix(RL_SUFFIX) if name.endswith(RL_SUFFIX) else None
+
+
+def _rate_cell(overall: float, offered: float | None) -> str:
+    return f"{overall:.2f}/" + ("-" if offered is None else f"{offered:.2f}")

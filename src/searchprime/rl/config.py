@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from searchprime.agent.prompts import PromptStyle
 from searchprime.llm.registry import LLMConfig
 from searchprime.search.registry import SearchConfig
 from searchprime.train.hyper import Hyper, knob
@@ -66,7 +67,9 @@ class EpisodeSettings(_Strict):
 
     max_turns: int = Field(default=6, ge=1, description="Model calls per episode.")
     topk: int = Field(default=3, ge=1, description="Documents per search.")
-    prompt: Literal["full", "compact"] = Field(default="compact")
+    prompt: PromptStyle = Field(
+        default="compact", description="System prompt style (see AgentConfig.prompt)."
+    )
     thinking: Literal["explicit", "internal", "none"] = Field(default="explicit")
     max_tokens: int = Field(default=160, ge=1, description="Most sampled tokens per turn.")
     max_length: int = Field(

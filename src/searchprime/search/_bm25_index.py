@@ -256,4 +256,3 @@ def build_bm25_index(
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return out
-
