@@ -221,17 +221,9 @@ class RLRun(_Strict):
     def _known_rewards(cls, v: dict[str, float] | None) -> dict[str, float] | None:
         if v is None:
             return v
-        from searchprime.errors import ConfigError
-        from searchprime.rl.rewards import get_reward
+        from searchprime.rl.rewards import check_reward_weights
 
-        if not v:
-            raise ValueError("at least one reward is needed")
-        for name in v:
-            try:
-                get_reward(name)
-            except ConfigError as exc:
-                raise ValueError(str(exc).removeprefix("rewards: ")) from None
-        return _no_judge(v)
+        return _no_judge(check_reward_weights(v))
 
     @property
     def folder(self) -> str:

@@ -176,17 +176,9 @@ class RLHyper(Hyper):
     @field_validator("rewards")
     @classmethod
     def _known_rewards(cls, v: dict[str, float]) -> dict[str, float]:
-        from searchprime.errors import ConfigError
-        from searchprime.rl.rewards import get_reward
+        from searchprime.rl.rewards import check_reward_weights
 
-        if not v:
-            raise ValueError("at least one reward is needed")
-        for name in v:
-            try:
-                get_reward(name)
-            except ConfigError as exc:
-                raise ValueError(str(exc).removeprefix("rewards: ")) from None
-        return v
+        return check_reward_weights(v)
 
     @model_validator(mode="after")
     def _micro_batches_fill_a_step(self) -> RLHyper:

@@ -24,7 +24,14 @@ from collections.abc import Callable
 from searchprime.errors import ConfigError
 from searchprime.records import BEHAVIORS, Trajectory
 
-__all__ = ["REWARDS", "RewardFn", "get_reward", "register_reward", "weighted_reward"]
+__all__ = [
+    "REWARDS",
+    "RewardFn",
+    "check_reward_weights",
+    "get_reward",
+    "register_reward",
+    "weighted_reward",
+]
 
 RewardFn = Callable[[Trajectory], float]
 #: Name -> reward function; filled by :func:`register_reward`.
@@ -53,6 +60,19 @@ def get_reward(name: str) -> RewardFn:
     if name not in REWARDS:
         raise ConfigError(f"rewards: unknown reward {name!r}; known: {', '.join(sorted(REWARDS))}")
     return REWARDS[name]
+
+
+def check_reward_weights(weights: dict[str, float]) -> dict[str, float]:
+    """``weights`` if it names at least one registered reward and nothing else (a pydantic
+    validator's ValueError otherwise, so the config error names the file and field)."""
+    if not weights:
+        raise ValueError("at least one reward is needed")
+    for name in weights:
+        try:
+            get_reward(name)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("rewards: ")) from None
+    return weights
 
 
 def weighted_reward(traj: Trajectory, weights: dict[str, float]) -> float:
