@@ -1,9 +1,12 @@
-"""``searchprime index build | serve | query``: retrieval indexes and the Search-R1 server."""
+"""``searchprime index build | plan | serve | query``: retrieval indexes and the Search-R1
+server."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,11 @@ import typer
 from searchprime.cli._common import console, out, progress_bar, summary
 from searchprime.errors import ConfigError
 
-__all__ = ["register"]
+__all__ = ["build_main", "plan_main", "register"]
+
+# the dense index kinds (searchprime.search._faiss_kinds.KINDS; kept literal so --help
+# does not import faiss)
+DENSE_KINDS = ("flat", "ivf", "hnsw", "hnsw_sq8", "ivf_pq", "opq_ivf_pq")
 
 
 def _index_kind(index: Path) -> str:
@@ -59,6 +66,7 @@ def build_main(
     threads: int | None = None,
     limit: int | None = None,
     config: Path | None = None,
+    dense: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build an index; returns its manifest (also used by scripts and tests)."""
     from searchprime.config import load_config
@@ -80,10 +88,16 @@ def build_main(
         from searchprime.search.dense import DenseConfig, build_dense_index
 
         overrides = {"model": model, "index": index_type, "nlist": nlist, "threads": threads}
-        cfg = load_config(DenseConfig, config, overrides)
-        with progress_bar("encoding passages", limit) as advance:
+        cfg = load_config(DenseConfig, config, {**overrides, **(dense or {})})
+        with _dense_progress(limit) as (encoded, added):
             build_dense_index(
-                corpus, out_dir, cfg, skip_bad=skip_bad, progress=advance, limit=limit
+                corpus,
+                out_dir,
+                cfg,
+                skip_bad=skip_bad,
+                progress=encoded,
+                index_progress=added,
+                limit=limit,
             )
     else:
         raise ConfigError(f"--kind: {kind!r} is not one of bm25, dense")
@@ -96,6 +110,81 @@ def build_main(
         + ")"
     )
     return manifest
+
+
+@contextmanager
+def _dense_progress(total: int | None) -> Iterator[tuple[Callable[[int], None], ...]]:
+    """Two bars: passages encoded, then vectors added to the index shard by shard."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    cols = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*cols, TimeElapsedColumn(), console=console) as bar:
+        enc = bar.add_task("encoding passages", total=total)
+        add = bar.add_task("adding to the index", total=None, start=False)
+
+        def encoded(n: int) -> None:
+            bar.advance(enc, n)
+
+        def added(n: int) -> None:
+            if not bar.tasks[add].started:
+                bar.update(add, total=bar.tasks[enc].completed)
+                bar.start_task(add)
+            bar.advance(add, n)
+
+        yield encoded, added
+
+
+def plan_main(
+    docs: int,
+    dim: int,
+    kinds: list[str] | None = None,
+    *,
+    config: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    as_json: bool = False,
+) -> list[dict[str, Any]]:
+    """Print (and return) each dense kind's memory and disk for ``docs`` x ``dim`` vectors."""
+    from rich.table import Table
+
+    from searchprime.config import load_config
+    from searchprime.search.dense import DenseConfig
+    from searchprime.search.dense_plan import plan_dense
+
+    if docs < 1 or dim < 1:
+        raise ConfigError(f"index plan: --docs and --dim must be >= 1 (got {docs}, {dim})")
+    cfg = load_config(DenseConfig, config, overrides)
+    plans = [p.to_json() for p in plan_dense(docs, dim, kinds, cfg)]
+    if as_json:
+        for p in plans:
+            out.print(json.dumps(p), markup=False, highlight=False, soft_wrap=True)
+        return plans
+    flat = 4 * docs * dim
+    table = Table(title=f"dense index plan: {docs:,} vectors x {dim} floats")
+    heads = ("kind", "factory", "B/vec", "disk", "vs flat", "RAM all", "RAM min", "embeddings")
+    for col in (*heads, "build peak", "train"):
+        table.add_column(col, justify="left" if col in ("kind", "factory") else "right")
+    for p in plans:
+        table.add_row(
+            p["kind"],
+            p["factory"],
+            f"{p['bytes_per_vector']:,.1f}",
+            _human_bytes(p["index_disk"]),
+            f"{p['index_disk'] / flat:.3f}",
+            _human_bytes(p["memory_full"]),
+            _human_bytes(p["memory_min"]),
+            _human_bytes(p["embeddings_disk"]),
+            _human_bytes(p["build_peak"]),
+            f"{p['train_vectors']:,}" if p["train_vectors"] else "-",
+        )
+    out.print(table)
+    console.print(
+        "disk: faiss.index (+ faiss.ivfdata); flat = 4·N·D. RAM all: every page resident "
+        "(full speed); RAM min: IVF lists paged in from disk as probed. The files are "
+        "memory-mapped, so processes serving one index share its pages. embeddings: "
+        "embeddings.npy (keep_embeddings). Build peak excludes the encoder and Python (~0.3 GiB).",
+        highlight=False,
+    )
+    return plans
 
 
 def register(app: typer.Typer) -> None:
@@ -120,8 +209,15 @@ def register(app: typer.Typer) -> None:
         no_stopwords: bool = typer.Option(False, "--no-stopwords", help="Keep stop-words."),
         workers: int | None = typer.Option(None, "--workers", help="BM25 tokenizer processes."),
         model: str | None = typer.Option(None, "--model", help="sentence-transformers folder."),
-        index_type: str | None = typer.Option(None, "--index", help="dense: flat, ivf, hnsw."),
+        index_type: str | None = typer.Option(
+            None, "--index", help=f"dense: {', '.join(DENSE_KINDS)} (see `index plan`)."
+        ),
         nlist: int | None = typer.Option(None, "--nlist", help="dense IVF lists."),
+        pq_m: int | None = typer.Option(None, "--pq-m", help="dense PQ bytes per vector."),
+        train_size: int | None = typer.Option(None, "--train-size", help="dense: training sample."),
+        shard_size: int | None = typer.Option(
+            None, "--shard-size", help="dense: vectors per shard."
+        ),
         threads: int | None = typer.Option(None, "--threads", help="dense: torch/FAISS threads."),
         limit: int | None = typer.Option(None, "--limit", help="dense: first N passages only."),
     ) -> None:
@@ -143,7 +239,38 @@ def register(app: typer.Typer) -> None:
             threads=threads,
             limit=limit,
             config=config,
+            dense={"pq_m": pq_m, "train_size": train_size, "shard_size": shard_size},
         )
+
+    @index_app.command("plan")
+    def plan_cmd(
+        docs: int = typer.Option(..., "--docs", help="Number of passages (vectors)."),
+        dim: int = typer.Option(..., "--dim", help="Embedding dimension (MiniLM 384, E5 768)."),
+        kind: list[str] = typer.Option(
+            [],
+            "--kind",
+            help=f"Index kinds, repeatable or comma-separated: {', '.join(DENSE_KINDS)}.",
+        ),
+        config: Path | None = typer.Option(None, "--config", help="YAML DenseConfig."),
+        nlist: int | None = typer.Option(None, "--nlist", help="IVF lists."),
+        pq_m: int | None = typer.Option(None, "--pq-m", help="PQ sub-quantizers."),
+        pq_nbits: int | None = typer.Option(None, "--pq-nbits", help="Bits per sub-quantizer."),
+        hnsw_m: int | None = typer.Option(None, "--hnsw-m", help="HNSW neighbours per node."),
+        train_size: int | None = typer.Option(None, "--train-size", help="Training sample."),
+        shard_size: int | None = typer.Option(None, "--shard-size", help="Vectors per shard."),
+        as_json: bool = typer.Option(False, "--json", help="One JSON object per kind."),
+    ) -> None:
+        """Print the memory and disk each dense index kind needs, before building anything."""
+        kinds = [k.strip() for arg in kind for k in arg.split(",") if k.strip()] or None
+        overrides = {
+            "nlist": nlist,
+            "pq_m": pq_m,
+            "pq_nbits": pq_nbits,
+            "hnsw_m": hnsw_m,
+            "train_size": train_size,
+            "shard_size": shard_size,
+        }
+        plan_main(docs, dim, kinds, config=config, overrides=overrides, as_json=as_json)
 
     @index_app.command("serve")
     def serve_cmd(

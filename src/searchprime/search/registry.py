@@ -67,6 +67,9 @@ class SearchConfig(BaseModel):
         default=None, ge=1, description="Search threads (bm25: per batch; dense: torch/FAISS)."
     )
     nprobe: int | None = Field(default=None, ge=1, description="IVF lists per query (dense).")
+    ef_search: int | None = Field(
+        default=None, ge=1, description="HNSW search breadth, efSearch (dense)."
+    )
     device: str | None = Field(default=None, description="Query encoder device (dense).")
     timeout_s: float = Field(default=30.0, gt=0, description="Request timeout (http).")
     retries: int = Field(default=3, ge=0, description="Retries on transient errors (http).")
@@ -104,7 +107,13 @@ def _bm25(cfg: SearchConfig) -> SearchBackend:
 def _dense(cfg: SearchConfig) -> SearchBackend:
     from searchprime.search.dense import DenseSearch
 
-    return DenseSearch.load(cfg.path, device=cfg.device, nprobe=cfg.nprobe, threads=cfg.threads)
+    return DenseSearch.load(
+        cfg.path,
+        device=cfg.device,
+        nprobe=cfg.nprobe,
+        ef_search=cfg.ef_search,
+        threads=cfg.threads,
+    )
 
 
 @register_search_backend("http", check=builtin_check("url", "e.g. http://127.0.0.1:8000"))
