@@ -21,6 +21,7 @@ _LAZY = {
     "DenseConfig": "searchprime.search.dense",
     "DenseSearch": "searchprime.search.dense",
     "build_dense_index": "searchprime.search.dense",
+    "plan_dense": "searchprime.search.dense_plan",
     "create_app": "searchprime.search.server",
     "RetrieverClient": "searchprime.search.http_client",
     "SerperConfig": "searchprime.search.web",
