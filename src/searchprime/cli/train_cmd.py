@@ -11,6 +11,31 @@ from searchprime.cli._common import out, summary
 train_app = typer.Typer(help="Training stages.", no_args_is_help=True)
 
 
+def _as_file_spells(overrides: dict, model: type, config: Path | None) -> dict:
+    """Flags name TRL fields (``trl.learning_rate``); where the YAML sets the same value by its
+    knob (``learning_rate:``), the flag overrides the knob instead, so a knob and its ``trl:``
+    spelling never meet (the config refuses both)."""
+    if config is None or not config.is_file():
+        return overrides
+    import yaml
+
+    from searchprime.train.hyper import trl_name
+
+    try:
+        data = yaml.safe_load(config.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return overrides  # load_config reports the file's problem
+    if not isinstance(data, dict):
+        return overrides
+    knob_of = {trl_name(f): k for k, f in model.model_fields.items() if trl_name(f)}
+    out = {}
+    for key, value in overrides.items():
+        field = key.removeprefix("trl.")
+        knob = knob_of.get(field) if key.startswith("trl.") else None
+        out[knob if knob is not None and data.get(knob) is not None else key] = value
+    return out
+
+
 @train_app.command("sft")
 def sft(
     model: str | None = typer.Option(None, "--model", help="HF folder or hub id."),
@@ -72,7 +97,7 @@ def sft(
     }
     if lora or lora_r is not None:
         overrides["lora.r"] = lora_r if lora_r is not None else 16
-    cfg = load_config(SFTRunConfig, config, overrides)
+    cfg = load_config(SFTRunConfig, config, _as_file_spells(overrides, SFTRunConfig, config))
     if lora and cfg.lora is None:
         from searchprime.train.sft import LoraSettings
 
@@ -199,14 +224,15 @@ def rl(
         from searchprime.rl.verl import VerlExportConfig, export_bundle
 
         overrides.update({"verl.layout": layout, "verl.val_tasks": val_tasks})
-        card = export_bundle(load_config(VerlExportConfig, config, overrides), export_verl)
+        verl_overrides = _as_file_spells(overrides, VerlExportConfig, config)
+        card = export_bundle(load_config(VerlExportConfig, config, verl_overrides), export_verl)
         summary(
             f"verl bundle ({card['layout']} rows, reward {card['metric']}): "
             f"{card['rows']['train']} train / {card['rows']['val']} val tasks -> {export_verl} "
             f"(run: MODEL=... bash {export_verl / 'run_grpo.sh'})"
         )
         return
-    cfg = load_config(RLRunConfig, config, overrides)
+    cfg = load_config(RLRunConfig, config, _as_file_spells(overrides, RLRunConfig, config))
     annotator = None
     if world is not None:
         from searchprime.behaviors.annotate import RulesAnnotator
