@@ -276,6 +276,11 @@ def test_verification_positive_and_negative(world) -> None:
     assert repr(again.action.content) in yes.behaviors[IV].rationale
     no = annotate_grounded(_traj(task, [first, _turn(1, "answer", ans)]), world)
     assert not no.has(IV) and no.behaviors[IV].rationale == "no move shows it"
+    # a loop: the same query again (case and punctuation aside) returns the same pages
+    q = _q(world, f.relation, f.subject)
+    loop = [first, _turn(1, "search", q.upper() + "?", [enc]), _turn(2, "search", q, [enc])]
+    looped = annotate_grounded(_traj(task, loop), world)
+    assert not looped.has(IV)
 
 
 def test_adaptive_positive_and_negative(world) -> None:

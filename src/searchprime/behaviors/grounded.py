@@ -8,8 +8,9 @@ silently gets *yes*. A query *targets a need*: the entity it names (an alias res
 entity; the longest name wins, so a near-duplicate is told apart) and the relation its words
 ask for (or the only one that entity's kind has). A need is *found* when a hit states it.
 
-* information_verification -- a further search for a need whose value the agent's own
-  search for it (or for the entity it shadows) already returned;
+* information_verification -- a further search, worded differently, for a need whose value the
+  agent's own search for it (or for the entity it shadows) already returned (repeating the
+  same query returns the same pages: it checks nothing);
 * authority_evaluation -- once hits state conflicting values of one fact on pages of
   different authority, the next action that commits to one of them (a query about it, the
   answer) takes the higher-authority value;
@@ -220,6 +221,11 @@ def _searches(moves: list[Move]) -> Iterator[tuple[Move | None, Move]]:
             prev = m
 
 
+def _wording(query: str) -> str:
+    """A query as the search backend sees it: case, punctuation and spacing do not count."""
+    return " ".join(re.findall(r"\w+", query.lower()))
+
+
 def _verification(world: World, moves: list[Move], found: _Found, skip: set[int]) -> bool:
     offered = False
     streak: list[Move] = []  # consecutive searches for one need
@@ -229,7 +235,8 @@ def _verification(world: World, moves: list[Move], found: _Found, skip: set[int]
         else:
             streak.append(cur)
             stated = [c for m in streak[:-1] for c in m.states(cur.entity, cur.relation)]
-            if stated and cur.turn not in skip:
+            repeat = _wording(cur.text) in {_wording(m.text) for m in streak[:-1]}
+            if stated and not repeat and cur.turn not in skip:
                 first = stated[0]
                 found.add(
                     "information_verification",
