@@ -163,6 +163,60 @@ def _comparisons_table(report: Report) -> str:
     )
 
 
+def _annotators_table(report: Report) -> str:
+    """Rules (cue phrases) vs grounded (moves) rates per model and behavior, with kappa."""
+    arms = [a for a in report.arms.values() if a.grounded]
+    if not arms:
+        return ""
+    behaviors = [b for b in report.behaviors if any(b in a.grounded for a in arms)]
+    head = "".join(f'<th title="{_e(b)}">{_e(short_name(b))}</th>' for b in behaviors)
+    rows = []
+    for a in arms:
+        cells = [f'<td data-key="model">{_e(a.name)}</td>']
+        for b in behaviors:
+            said, did = a.behavior.get(b), a.grounded.get(b)
+            agree = a.agreement.get(b) or {}
+            kappa = agree.get("kappa")
+            k = "κ -" if kappa is None else f"κ {kappa:+.2f}"
+            cells.append(
+                f'<td data-key="{_e(b)}">'
+                f'<span class="v">{"-" if said is None else f"{said.mean:.2f}"}</span> / '
+                f'<span class="g">{"-" if did is None else f"{did.mean:.2f}"}</span> '
+                f'<span class="ci">{k}</span></td>'
+            )
+        rows.append(f'<tr data-model="{_e(a.name)}">{"".join(cells)}</tr>')
+    return (
+        '<section id="annotators"><h2>What the models said vs what they did</h2>'
+        '<div class="table-wrap"><table class="results" id="annotators-table"><thead><tr>'
+        f"<th>model</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        '<p class="muted">Each cell: rate by the rules annotator (the teachers\' cue phrases) / '
+        "rate by the action-grounded annotator (searches, hits and world facts only), and "
+        "Cohen's kappa between them. A model that says the words without making the moves has "
+        "a high first number and a low second.</p></section>"
+    )
+
+
+def _claims_table(report: Report) -> str:
+    if not report.claims:
+        return ""
+    rows = []
+    for c in report.claims:
+        ci = f"[{c.lo:+.3f}, {c.hi:+.3f}]" if c.lo is not None and c.hi is not None else "-"
+        p = "-" if c.p_value is None else f"{c.p_value:.3g}"
+        ratio = "-" if c.ratio is None else f"{c.ratio:.2f}×"
+        rows.append(
+            f"<tr><td>{_e(c.statement)}</td><td>{_e(c.model)} vs {_e(c.against)}</td>"
+            f'<td data-key="delta">{c.delta:+.3f}</td><td>{ci}</td><td>{ratio}</td><td>{p}</td>'
+            f'<td data-key="verdict">{_e(c.verdict)}</td></tr>'
+        )
+    return (
+        '<section id="claims"><h2>The paper\'s claims</h2><div class="table-wrap">'
+        '<table class="results" id="claims-table"><thead><tr><th>claim</th><th>models</th>'
+        "<th>ΔEM</th><th>95% CI</th><th>ratio</th><th>McNemar p</th><th>verdict</th></tr>"
+        "</thead><tbody>" + "".join(rows) + "</tbody></table></div></section>"
+    )
+
+
 def _num(x: Any) -> str:
     return f"{x:.3f}" if isinstance(x, float) else _e(x if x is not None else "-")
 
@@ -258,7 +312,9 @@ def render_html(report: Report) -> str:
 <main>
 <section id="results"><h2>Results</h2>{warnings}{_results_table(report)}{_rl_table(report)}
 {f'<ul class="muted notes">{notes}</ul>' if notes else ""}</section>
+{_claims_table(report)}
 {_comparisons_table(report)}
+{_annotators_table(report)}
 <section id="plots"><h2>Plots</h2>{_plots(report)}</section>
 {_VIEWER}
 </main>

@@ -26,7 +26,7 @@ from searchprime.records import (
     validation_to_record_error,
 )
 from searchprime.report.model import ArmSummary, Report, Value
-from searchprime.report.parse import parse_arm, parse_comparisons
+from searchprime.report.parse import parse_arm, parse_claims, parse_comparisons
 from searchprime.report.trajview import traj_view
 
 __all__ = ["load_files", "load_report", "load_run", "summarize_trajectories"]
@@ -153,6 +153,7 @@ def load_run(run_dir: str | Path, *, trajectories: bool = True) -> Report:
         source=str(run),
         arms={k: parse_arm(k, v) for k, v in (data.get("arms") or {}).items()},
         comparisons=parse_comparisons(data.get("comparisons")),
+        claims=parse_claims(data.get("claims")),
         seconds=_seconds(data),
     )
     for steps in sorted(run.glob(f"rl/*/{STEPS_FILE}")):
@@ -191,6 +192,7 @@ def load_files(
         source=", ".join(str(p) for p in paths),
         arms={k: parse_arm(k, v) for k, v in (data.get("arms") or {}).items()},
         comparisons=parse_comparisons(data.get("comparisons")),
+        claims=parse_claims(data.get("claims")),
         seconds=_seconds(data),
     )
     trajs_by_model: dict[str, list[Trajectory]] = {}

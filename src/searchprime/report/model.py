@@ -73,6 +73,14 @@ class ArmSummary(BaseModel):
         default_factory=dict, description="Rate where the task offers the situation."
     )
     offered_n: dict[str, int] = Field(default_factory=dict)
+    grounded: dict[str, Value] = Field(
+        default_factory=dict, description="Rate overall by the action-grounded annotator."
+    )
+    grounded_offered: dict[str, Value | None] = Field(default_factory=dict)
+    agreement: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per behavior, rules vs grounded: raw, kappa, n, only_rules, only_grounded.",
+    )
     rl: dict[str, Any] | None = Field(default=None, description="RL run summary (an RL'd arm).")
     degenerate: str | None = Field(default=None, description="Why the model looks broken.")
     has_trajectories: bool = Field(default=False, description="Shown in the viewer.")
@@ -96,6 +104,21 @@ class Comparison(BaseModel):
     source: str = Field(default="report.json", description="report.json or computed here.")
 
 
+class ClaimResult(BaseModel):
+    """One of the paper's claims tested on two models (experiment's ``claims``)."""
+
+    statement: str
+    model: str
+    against: str
+    delta: float = Field(description="EM of model minus EM of against.")
+    lo: float | None = None
+    hi: float | None = None
+    p_value: float | None = Field(default=None, description="McNemar's exact p.")
+    ratio: float | None = Field(default=None, description="EM of model / EM of against.")
+    verdict: str
+    n: int | None = None
+
+
 class Report(BaseModel):
     """Everything one report shows."""
 
@@ -106,6 +129,7 @@ class Report(BaseModel):
     behaviors: list[str] = Field(default_factory=lambda: list(BEHAVIORS))
     arms: dict[str, ArmSummary] = Field(default_factory=dict)
     comparisons: list[Comparison] = Field(default_factory=list)
+    claims: list[ClaimResult] = Field(default_factory=list, description="The paper's claims.")
     rl_steps: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict, description="Model name -> RL step log rows (steps.jsonl)."
     )

@@ -23,9 +23,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from searchprime.report.model import ArmSummary, Comparison, ScalingPoint, Value
+from searchprime.report.model import ArmSummary, ClaimResult, Comparison, ScalingPoint, Value
 
-__all__ = ["parse_arm", "parse_comparisons", "parse_value"]
+__all__ = ["parse_arm", "parse_claims", "parse_comparisons", "parse_value"]
 
 _PLAIN = ("em", "f1", "valid_turns", "answered", "turns", "searches")
 
@@ -147,6 +147,14 @@ def parse_arm(name: str, raw: dict[str, Any]) -> ArmSummary:
     }
     offered = {b: parse_value(x) for b, x in (raw.get("behavior_offered") or {}).items()}
     rl = raw.get("rl") if isinstance(raw.get("rl"), dict) else None
+    g = raw.get("grounded") if isinstance(raw.get("grounded"), dict) else {}
+    gci = g.get("ci95") if isinstance(g.get("ci95"), dict) else {}
+    grounded = {
+        b: v
+        for b, x in (g.get("behavior") or {}).items()
+        if (v := parse_value(x, gci.get(b))) is not None
+    }
+    agreement = raw.get("agreement") if isinstance(raw.get("agreement"), dict) else {}
     return ArmSummary(
         name=name,
         n=int(raw.get("n") or 0),
@@ -160,6 +168,9 @@ def parse_arm(name: str, raw: dict[str, Any]) -> ArmSummary:
         behavior=behavior,
         behavior_offered=offered,
         offered_n={b: int(x) for b, x in (raw.get("offered_n") or {}).items()},
+        grounded=grounded,
+        grounded_offered={b: parse_value(x) for b, x in (g.get("behavior_offered") or {}).items()},
+        agreement={b: a for b, a in agreement.items() if isinstance(a, dict)},
         rl=rl,
         degenerate=raw.get("degenerate") if isinstance(raw.get("degenerate"), str) else None,
     )
@@ -185,6 +196,30 @@ def parse_comparisons(raw: Any) -> list[Comparison]:
                 lost=row.get("lost"),
                 p_value=_num(row.get("mcnemar_p", row.get("p_value"))),
                 n=row.get("n"),
+            )
+        )
+    return out
+
+
+def parse_claims(raw: Any) -> list[ClaimResult]:
+    """Report-level claims (experiment's ``claims``); rows without a verdict are skipped."""
+    out = []
+    for row in raw if isinstance(raw, list) else []:
+        if not isinstance(row, dict) or _num(row.get("delta")) is None or not row.get("verdict"):
+            continue
+        lo, hi = _pair(row.get("ci95"))
+        out.append(
+            ClaimResult(
+                statement=str(row.get("statement", row.get("claim", "?"))),
+                model=str(row.get("model", "?")),
+                against=str(row.get("against", "?")),
+                delta=float(row["delta"]),
+                lo=lo,
+                hi=hi,
+                p_value=_num(row.get("mcnemar_p")),
+                ratio=_num(row.get("ratio")),
+                verdict=str(row["verdict"]),
+                n=row.get("n") if isinstance(row.get("n"), int) else None,
             )
         )
     return out

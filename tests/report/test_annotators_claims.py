@@ -1,0 +1,67 @@
+"""The report shows both annotators side by side and the paper's claims from report.json."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from searchprime.report import render_html
+from searchprime.report.load import load_files
+
+IV = "information_verification"
+
+
+def _report_json(tmp_path: Path) -> Path:
+    arm = {
+        "n": 16,
+        "em": 0.0,
+        "behavior": {IV: 0.44},
+        "behavior_offered": {IV: 0.44},
+        "grounded": {
+            "behavior": {IV: 0.06},
+            "behavior_offered": {IV: 0.06},
+            "ci95": {IV: [0, 0.2]},
+        },
+        "agreement": {
+            IV: {"raw": 0.5, "kappa": 0.12, "n": 16, "only_rules": 6, "only_grounded": 0}
+        },
+    }
+    data = {
+        "name": "study",
+        "arms": {"primed": arm, "base": {"n": 16, "em": 0.31, "behavior": {IV: 0.0}}},
+        "claims": [
+            {"claim": "behavior_vs_direct", "statement": "behavior->RL beats direct RL",
+             "model": "primed+rl", "against": "base+rl", "metric": "em", "delta": -0.3125,
+             "ci95": [-0.5625, -0.125], "mcnemar_p": 0.0625, "ratio": 0.0, "verdict": "reversed",
+             "n": 16},
+            {"statement": "no verdict: skipped", "delta": 0.1},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_both_annotators_and_the_claims_reach_the_page(tmp_path: Path) -> None:
+    report = load_files([_report_json(tmp_path)])
+    primed = report.arms["primed"]
+    assert primed.grounded[IV].mean == 0.06 and primed.grounded[IV].hi == 0.2
+    assert primed.agreement[IV]["only_rules"] == 6
+    assert [c.verdict for c in report.claims] == ["reversed"]
+    page = render_html(report)
+    table = re.search(r'<table[^>]*id="annotators-table".*?</table>', page, re.S).group(0)
+    assert 'data-model="primed"' in table and 'data-model="base"' not in table  # base: no labels
+    assert '<span class="v">0.44</span> / <span class="g">0.06</span>' in table
+    assert "κ +0.12" in table
+    claims = re.search(r'<table[^>]*id="claims-table".*?</table>', page, re.S).group(0)
+    assert "behavior-&gt;RL beats direct RL" in claims and "primed+rl vs base+rl" in claims
+    assert "-0.312" in claims and "[-0.562, -0.125]" in claims and "reversed" in claims
+    assert "no verdict" not in claims
+
+
+def test_a_report_without_them_has_no_empty_sections(tmp_path: Path) -> None:
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({"arms": {"base": {"n": 2, "em": 0.5}}}))
+    page = render_html(load_files([path]))
+    assert 'id="annotators-table"' not in page and 'id="claims-table"' not in page
