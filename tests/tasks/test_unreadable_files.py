@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import random
 import zlib
 from pathlib import Path
 
@@ -79,13 +80,49 @@ def test_truncated_gzip_tasks_name_the_first_line_lost(tmp_path: Path) -> None:
     assert err.problem.startswith("truncated gzip file")
 
 
-def test_corrupt_gzip_data(tmp_path: Path) -> None:
-    data = bytearray(gzip.compress(jsonl(GOOD)))
-    data[len(data) // 2 : len(data) // 2 + 64] = os.urandom(64)
+@pytest.mark.parametrize("seed", range(12))
+def test_corrupt_gzip_data(tmp_path: Path, seed: int) -> None:
+    # damage anywhere in the stream: a line that decodes to garbage (bad JSON, bad bytes, a
+    # missing field) is blamed on the gzip, not reported as a bad record
     path = tmp_path / "tasks.jsonl.gz"
-    path.write_bytes(bytes(data))
+    path.write_bytes(damaged(seed))
     err = error_of(path)
-    assert err.field == "<gzip>" and err.line is not None and err.line > 1
+    assert err.field == "<gzip>" and err.line is not None
+    assert err.problem.startswith(("corrupt gzip data", "truncated gzip file"))
+
+
+def damaged(seed: int) -> bytes:
+    rng = random.Random(seed)
+    data = bytearray(gzip.compress(jsonl(GOOD), mtime=0))
+    at = rng.randrange(len(data) // 4, len(data) - 80)
+    data[at : at + 64] = rng.randbytes(64)
+    return bytes(data)
+
+
+def decodes_to_garbage(data: bytes) -> bool:
+    """Whether the damage goes unnoticed until the CRC at the end, the lines before it garbage."""
+    out = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        text = out.decompress(data[:-8])  # all but the CRC and length trailer
+    except zlib.error:
+        return False
+    return text != jsonl(GOOD)
+
+
+def test_garbage_line_after_damage_names_where_it_starts(tmp_path: Path) -> None:
+    seed = next(s for s in range(500) if decodes_to_garbage(damaged(s)))
+    path = tmp_path / "tasks.jsonl.gz"
+    path.write_bytes(damaged(seed))
+    err = error_of(path)
+    assert err.field == "<gzip>" and "is the first that decodes to garbage" in err.problem
+
+
+def test_bad_record_in_a_sound_gzip_is_a_record_error(tmp_path: Path) -> None:
+    rows = [*GOOD[:5], {"id": "x", "question": "q?"}, *GOOD[5:10]]
+    path = tmp_path / "tasks.jsonl.gz"
+    path.write_bytes(gzip.compress(jsonl(rows)))
+    err = error_of(path)
+    assert (err.line, err.field) == (6, "answer")
 
 
 @pytest.mark.parametrize("how", ["garbage", "truncated"])

@@ -62,10 +62,10 @@ def test_chatml_template_renders_like_smollm2() -> None:
 
 
 @pytest.mark.slow
-def test_prepare_smollm2_round_trip(tmp_path_factory, turn_data) -> None:
+def test_prepare_smollm2_round_trip(tmp_path_factory, turn_data, smollm2_dir: Path) -> None:
     from searchprime.train.models import prepare_smollm2
 
-    out = prepare_smollm2(tmp_path_factory.mktemp("smol") / "smollm2")
+    out = smollm2_dir  # the session's prepared copy (another 0.5 GB copy only costs disk)
     cfg = json.loads((out / "config.json").read_text())
     assert "quantization_config" not in cfg and cfg["model_type"] == "llama"
     assert prepare_smollm2(out) == out  # reused, not rebuilt

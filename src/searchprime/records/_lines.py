@@ -16,7 +16,14 @@ from typing import IO
 
 from searchprime.errors import RecordError
 
-__all__ = ["LineReader", "decode_utf8", "first_line", "open_lines", "read_text"]
+__all__ = [
+    "LineReader",
+    "blame_damaged_gzip",
+    "decode_utf8",
+    "first_line",
+    "open_lines",
+    "read_text",
+]
 
 _READ_ERRORS = (OSError, EOFError, zlib.error)
 _PIECE = 1 << 20
@@ -89,6 +96,28 @@ class LineReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def blame_damaged_gzip(err: RecordError) -> RecordError:
+    """``err`` about a line of a ``.gz`` file, or a ``<gzip>`` error at that line when the
+    file's compressed stream is itself damaged.
+
+    Damaged deflate data often decodes to a few lines of garbage before zlib or the CRC
+    notices; without this check the user would be sent to fix a record never written that way.
+    """
+    if err.field == "<gzip>" or err.line is None or not err.path.endswith(".gz"):
+        return err
+    reader = LineReader(Path(err.path))
+    try:
+        while reader.read(_PIECE):
+            pass
+    except RecordError as found:
+        if found.field == "<gzip>":
+            problem = f"{found.problem}; line {err.line} is the first that decodes to garbage"
+            return RecordError(err.path, err.line, "<gzip>", problem)
+    finally:
+        reader.close()
+    return err
 
 
 def open_lines(path: str | Path) -> LineReader:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from searchprime.errors import RecordError
-from searchprime.records._lines import decode_utf8, open_lines
+from searchprime.records._lines import LineReader, blame_damaged_gzip, decode_utf8, open_lines
 from searchprime.records.latest import ReadReport, latest_per_key
 
 M = TypeVar("M", bound=BaseModel)
@@ -65,23 +65,31 @@ def iter_json_lines(
     with open_lines(path) as lines:
         for lineno, raw in lines:
             if pending is not None:
-                yield _parse_line(path, *pending)
+                yield _parse_read_line(lines, *pending)
             elif raw.startswith(codecs.BOM_UTF8):
                 raw = raw[len(codecs.BOM_UTF8) :]
             pending = (lineno, raw)
-    if pending is None:
-        return
-    lineno, raw = pending
-    if allow_partial_tail and not raw.endswith(b"\n"):
-        try:
-            parsed = _parse_line(path, lineno, raw)
-        except RecordError:
-            if report is not None:
-                report.truncated_line = lineno
+        if pending is None:
             return
-        yield parsed
-    else:
-        yield _parse_line(path, lineno, raw)
+        lineno, raw = pending
+        if allow_partial_tail and not raw.endswith(b"\n"):
+            try:
+                parsed = _parse_line(path, lineno, raw)
+            except RecordError:
+                if report is not None:
+                    report.truncated_line = lineno
+                return
+            yield parsed
+        else:
+            yield _parse_read_line(lines, lineno, raw)
+
+
+def _parse_read_line(lines: LineReader, lineno: int, raw: bytes) -> tuple[int, dict[str, Any]]:
+    """:func:`_parse_line`, but a garbage line of a damaged gzip stream blames the gzip."""
+    try:
+        return _parse_line(lines.path, lineno, raw)
+    except RecordError as exc:
+        raise blame_damaged_gzip(exc) from None
 
 
 def _parse_line(path: Path, lineno: int, raw: bytes) -> tuple[int, dict[str, Any]]:
@@ -108,7 +116,7 @@ def _validated(
         try:
             yield lineno, model.model_validate(obj)
         except ValidationError as exc:
-            raise validation_to_record_error(exc, path, lineno) from None
+            raise blame_damaged_gzip(validation_to_record_error(exc, path, lineno)) from None
 
 
 def _key_of(model: type[BaseModel]) -> Callable[[Any], Hashable] | None:

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from searchprime._lazy import require
 from searchprime.errors import ConfigError, RecordError
 from searchprime.records import Task, iter_json_lines, validation_to_record_error
-from searchprime.records._lines import first_line, read_text
+from searchprime.records._lines import blame_damaged_gzip, first_line, read_text
 
 __all__ = ["ANSWER_SPLIT", "TASK_FORMATS", "detect_format", "load_tasks", "record_to_task"]
 
@@ -109,19 +109,22 @@ def load_tasks(
         raise ConfigError(f"{spec}: task file not found")
     tasks: list[Task] = []
     seen: dict[str, int | None] = {}
-    for lineno, obj in readers[fmt](spec):
-        if limit is not None and len(tasks) >= limit:
-            break
-        task = record_to_task(
-            obj, spec, lineno, default_id=str(len(tasks)), default_source=data_source
-        )
-        if task.id in seen:
-            first = seen[task.id]
-            raise RecordError(
-                spec, lineno, "id", f"duplicate id {task.id!r} (first at line {first})"
+    try:
+        for lineno, obj in readers[fmt](spec):
+            if limit is not None and len(tasks) >= limit:
+                break
+            task = record_to_task(
+                obj, spec, lineno, default_id=str(len(tasks)), default_source=data_source
             )
-        seen[task.id] = lineno
-        tasks.append(task)
+            if task.id in seen:
+                first = seen[task.id]
+                raise RecordError(
+                    spec, lineno, "id", f"duplicate id {task.id!r} (first at line {first})"
+                )
+            seen[task.id] = lineno
+            tasks.append(task)
+    except RecordError as exc:
+        raise blame_damaged_gzip(exc) from None
     return tasks
 
 
