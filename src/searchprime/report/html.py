@@ -142,13 +142,21 @@ def _results_table(report: Report) -> str:
     )
 
 
+def _ci_text(lo: float | None, hi: float | None) -> str:
+    """A signed difference CI, or "-" where there is none."""
+    return f"[{lo:+.3f}, {hi:+.3f}]" if lo is not None and hi is not None else "-"
+
+
+def _p_text(p: float | None) -> str:
+    return "-" if p is None else f"{p:.3g}"
+
+
 def _comparisons_table(report: Report) -> str:
     if not report.comparisons:
         return ""
     rows = []
     for c in report.comparisons:
-        ci = f"[{c.lo:+.3f}, {c.hi:+.3f}]" if c.lo is not None and c.hi is not None else "-"
-        p = "-" if c.p_value is None else f"{c.p_value:.3g}"
+        ci, p = _ci_text(c.lo, c.hi), _p_text(c.p_value)
         gl = "-" if c.gained is None else f"{c.gained} / {c.lost}"
         rows.append(
             f"<tr><td>{_e(c.b)} vs {_e(c.a)}</td><td>{_e(c.metric)}</td>"
@@ -201,8 +209,7 @@ def _claims_table(report: Report) -> str:
         return ""
     rows = []
     for c in report.claims:
-        ci = f"[{c.lo:+.3f}, {c.hi:+.3f}]" if c.lo is not None and c.hi is not None else "-"
-        p = "-" if c.p_value is None else f"{c.p_value:.3g}"
+        ci, p = _ci_text(c.lo, c.hi), _p_text(c.p_value)
         ratio = "-" if c.ratio is None else f"{c.ratio:.2f}×"
         rows.append(
             f"<tr><td>{_e(c.statement)}</td><td>{_e(c.model)} vs {_e(c.against)}</td>"

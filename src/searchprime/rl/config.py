@@ -139,7 +139,6 @@ class RLHyper(Hyper):
         "(None: one group, num_generations; needs tasks_per_step). Memory grows ~1 MB per "
         "padded token: 16 sandbox episodes in one pass took 24 GB.",
     )
-    learning_rate: float | None = knob(trl="learning_rate", gt=0, description="Peak LR.")
     beta: float | None = knob(trl="beta", ge=0, description="KL coefficient (0: no reference).")
     temperature: float | None = knob(
         trl="temperature", gt=0, description="Sampling temperature of episodes."

@@ -58,6 +58,7 @@ class Hyper(BaseModel):
     #: How messages name a knob (the experiment's ``sft.`` / ``rl.``).
     knob_prefix: ClassVar[str] = ""
 
+    learning_rate: float | None = knob(trl="learning_rate", gt=0, description="Peak LR.")
     report_to: ReportTo = knob(
         "none",
         trl="report_to",

@@ -52,7 +52,6 @@ class SFTHyper(Hyper):
     )
 
     epochs: float | None = knob(trl="num_train_epochs", gt=0, description="Training epochs.")
-    learning_rate: float | None = knob(trl="learning_rate", gt=0, description="Peak LR.")
     batch_size: int | None = knob(
         trl="per_device_train_batch_size", ge=1, description="Samples per device per micro-batch."
     )
