@@ -1,4 +1,4 @@
-"""``searchprime behaviors discover|annotate|stats|agreement``."""
+"""``searchprime behaviors discover|annotate|stats|agreement|failures``."""
 
 from __future__ import annotations
 
@@ -250,6 +250,74 @@ def agreement_cmd(
         f"agreement over {report.n} trajectories ({report.unlabelled} unlabelled); "
         f"min F1 {_fmt(min(f1s) if f1s else None)}"
     )
+
+
+@behaviors_app.command("failures")
+def failures_cmd(
+    files: list[Path] = typer.Argument(..., exists=True, help="Trajectory files, one per run."),
+    names: list[str] | None = typer.Option(None, "--name", help="Run names (default: stems)."),
+    world_dir: Path | None = typer.Option(
+        None,
+        "--world",
+        exists=True,
+        help="Sandbox world: adds plan, overshoot, near-duplicate and low-authority modes.",
+    ),
+    correctness: str = typer.Option("auto", help="auto (judge, else EM) | em | cover_em | judge."),
+    out_json: Path | None = typer.Option(None, "--out", help="Write runs and transitions as JSON."),
+) -> None:
+    """Why trajectories fail: one failure mode each; with two or more runs, what each run lost
+    and gained against the first on the same tasks."""
+    from searchprime.behaviors.failures import FAILURES, classify, failure_run, transitions
+    from searchprime.behaviors.grounded import _Resolver
+    from searchprime.records import Trajectory, atomic_write_text, read_latest
+
+    if names and len(names) != len(files):
+        raise ConfigError(f"--name: {len(names)} names for {len(files)} files")
+    run_names = names or [f.stem for f in files]
+    world = res = None
+    if world_dir is not None:
+        from searchprime.world import load_world
+
+        world = load_world(world_dir)
+        res = _Resolver(world)
+    classified = []
+    for path in files:
+        trajs, _ = read_latest(path, Trajectory)
+        classified.append([classify(t, world, res, correctness) for t in trajs])
+    runs = [failure_run(n, c) for n, c in zip(run_names, classified, strict=True)]
+    table = Table(title="failure modes (share of trajectories)")
+    table.add_column("mode")
+    for run in runs:
+        table.add_column(f"{run.run} (n={run.n})", justify="right")
+    for mode in FAILURES:
+        table.add_row(mode, *(f"{run.modes[mode]} = {run.rate(mode):.2f}" for run in runs))
+    table.add_row("answered", *(f"{run.answered:.2f}" for run in runs))
+    table.add_row(
+        "turns / searches", *(f"{r.mean_turns:.1f} / {r.mean_searches:.1f}" for r in runs)
+    )
+    table.add_row("repeated searches", *(f"{run.repeat_rate:.2f}" for run in runs))
+    out.print(table)
+    moves = [
+        transitions(run_names[0], classified[0], name, c)
+        for name, c in zip(run_names[1:], classified[1:], strict=True)
+    ]
+    for t in moves:
+        kept = t.counts.get("correct", {}).get("correct", 0)
+        right = sum(t.counts.get("correct", {}).values())
+        lost = ", ".join(f"{m} {k}" for m, k in sorted(t.lost.items(), key=lambda x: -x[1]))
+        gained = ", ".join(f"{m} {k}" for m, k in sorted(t.gained.items(), key=lambda x: -x[1]))
+        out.print(
+            f"{t.b} lost {right - kept} of the {right} tasks {t.a} got right"
+            f"{f' ({lost})' if lost else ''}; gained {sum(t.gained.values())}"
+            f"{f' (was {gained})' if gained else ''}; {t.n} tasks in both"
+        )
+    if out_json is not None:
+        body = {
+            "runs": [r.model_dump() for r in runs],
+            "transitions": [t.model_dump() for t in moves],
+        }
+        atomic_write_text(out_json, json.dumps(body, indent=2) + "\n")
+    summary(f"failure modes of {sum(r.n for r in runs)} trajectories in {len(runs)} run(s)")
 
 
 def register(app: typer.Typer) -> None:
