@@ -134,3 +134,23 @@ def test_rows_without_grounded_labels_keep_the_old_table(tmp_path: Path):
     mixed = report_rows({"arms": {"old": row, "new": {**row, "grounded": row, "agreement": {}}}})
     assert mixed[0]["verify:g"] == "-" and mixed[1]["verify:g"] == "0.00/-"
     assert mixed[1]["agree"] == "-"
+
+
+def test_summary_counts_failure_modes(world):
+    tasks = [t for t in world.split("dev") if t.meta["hops"] == 2][:3]
+    right = score_and_label([_runs(world, t, talk=False) for t in tasks[:2]], world)
+    f = world.chain(tasks[2])[0]
+    q = RELATIONS[f.relation].queries[0].format(s=world.name(f.subject))
+    page = _enc(world, f.relation, f.subject)
+    loop = Trajectory(
+        task_id=tasks[2].id,
+        question=tasks[2].question,
+        answers=tasks[2].answers,
+        turns=[_turn(i, "search", q, [page]) for i in range(3)],
+        termination="max_turns",
+    )
+    row = summarize([*right, *score_and_label([loop], world)], tasks, world)
+    assert row["failures"]["correct"] == 2 and row["failures"]["looped"] == 1
+    assert sum(row["failures"].values()) == 3
+    # 2 right runs x 3 searches, all different; the loop: 3 searches, 2 of them repeats
+    assert row["repeated_searches"] == pytest.approx(2 / 9)

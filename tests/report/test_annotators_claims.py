@@ -26,6 +26,8 @@ def _report_json(tmp_path: Path) -> Path:
         "agreement": {
             IV: {"raw": 0.5, "kappa": 0.12, "n": 16, "only_rules": 6, "only_grounded": 0}
         },
+        "failures": {"correct": 4, "looped": 10, "overshot": 2, "plan_error": 0, "bad": -1},
+        "repeated_searches": 0.52,
     }
     data = {
         "name": "study",
@@ -65,3 +67,17 @@ def test_a_report_without_them_has_no_empty_sections(tmp_path: Path) -> None:
     path.write_text(json.dumps({"arms": {"base": {"n": 2, "em": 0.5}}}))
     page = render_html(load_files([path]))
     assert 'id="annotators-table"' not in page and 'id="claims-table"' not in page
+    assert 'id="failures-table"' not in page
+
+
+def test_failure_modes_reach_the_page(tmp_path: Path) -> None:
+    report = load_files([_report_json(tmp_path)])
+    primed = report.arms["primed"]
+    assert primed.failures == {"correct": 4, "looped": 10, "overshot": 2, "plan_error": 0}
+    assert primed.repeated_searches == 0.52 and report.arms["base"].failures == {}
+    page = render_html(report)
+    table = re.search(r'<table[^>]*id="failures-table".*?</table>', page, re.S).group(0)
+    assert 'data-model="primed"' in table and 'data-model="base"' not in table
+    assert "<th>looped</th>" in table and "plan error" not in table  # no model shows it
+    assert '<td data-key="looped" title="10 of 16">0.62</td>' in table
+    assert '<td data-key="repeated">0.52</td>' in table

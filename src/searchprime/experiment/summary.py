@@ -12,6 +12,7 @@ __all__ = [
     "behavior_cis",
     "behavior_rates",
     "degeneracy",
+    "failure_row",
     "grounded_row",
     "label_grounded",
     "report_rows",
@@ -77,7 +78,19 @@ def summarize(trajs: list[Trajectory], tasks: list[Task], world: Any) -> dict[st
         "searches": sum(t.n_searches for t in trajs) / n,
     }
     row.update(behavior_rates(trajs, tasks))
+    row.update(failure_row(trajs, world))
     return row
+
+
+def failure_row(trajs: list[Trajectory], world: Any) -> dict[str, Any]:
+    """``failures``: trajectories per failure mode (see :mod:`searchprime.behaviors.failures`);
+    ``repeated_searches``: the fraction of searches that resend an earlier query."""
+    from searchprime.behaviors.failures import classify, failure_run
+    from searchprime.behaviors.grounded import _Resolver
+
+    res = _Resolver(world) if world is not None else None
+    run = failure_run("", (classify(t, world, res) for t in trajs))
+    return {"failures": run.modes, "repeated_searches": run.repeat_rate}
 
 
 def grounded_row(

@@ -204,6 +204,40 @@ def _annotators_table(report: Report) -> str:
     )
 
 
+def _failures_table(report: Report) -> str:
+    """Per model, the share of trajectories in each failure mode (modes no model shows hidden)."""
+    arms = [a for a in report.arms.values() if a.failures and sum(a.failures.values())]
+    if not arms:
+        return ""
+    modes = [m for m in arms[0].failures if any(a.failures.get(m) for a in arms)]
+    head = "".join(f"<th>{_e(m.replace('_', ' '))}</th>" for m in modes)
+    rows = []
+    for a in arms:
+        total = sum(a.failures.values())
+        cells = "".join(
+            f'<td data-key="{_e(m)}" title="{a.failures.get(m, 0)} of {total}">'
+            f"{a.failures.get(m, 0) / total:.2f}</td>"
+            for m in modes
+        )
+        rep = "-" if a.repeated_searches is None else f"{a.repeated_searches:.2f}"
+        rows.append(
+            f'<tr data-model="{_e(a.name)}"><td data-key="model">{_e(a.name)}</td>{cells}'
+            f'<td data-key="repeated">{rep}</td></tr>'
+        )
+    return (
+        '<section id="failures"><h2>Why answers were wrong</h2><div class="table-wrap">'
+        '<table class="results" id="failures-table"><thead><tr><th>model</th>'
+        f"{head}<th>repeated searches</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        '</div><p class="muted">Each trajectory in its first matching mode: looped = no answer '
+        "after sending one query three or more times; out of turns = no answer, searching "
+        "different things; plan error = answered an intermediate entity of the question's own "
+        "chain; overshot = searched the answer itself, then answered past it; near duplicate / "
+        "low authority = followed the distractor entity / the less reliable source; unsupported "
+        "= the answer is in no search result. Repeated searches: the share of searches that "
+        "resend an earlier query.</p></section>"
+    )
+
+
 def _claims_table(report: Report) -> str:
     if not report.claims:
         return ""
@@ -322,6 +356,7 @@ def render_html(report: Report) -> str:
 {_claims_table(report)}
 {_comparisons_table(report)}
 {_annotators_table(report)}
+{_failures_table(report)}
 <section id="plots"><h2>Plots</h2>{_plots(report)}</section>
 {_VIEWER}
 </main>

@@ -81,6 +81,12 @@ class ArmSummary(BaseModel):
         default_factory=dict,
         description="Per behavior, rules vs grounded: raw, kappa, n, only_rules, only_grounded.",
     )
+    failures: dict[str, int] = Field(
+        default_factory=dict, description="Trajectories per failure mode (behaviors.failures)."
+    )
+    repeated_searches: float | None = Field(
+        default=None, description="Fraction of searches that resend an earlier query."
+    )
     rl: dict[str, Any] | None = Field(default=None, description="RL run summary (an RL'd arm).")
     degenerate: str | None = Field(default=None, description="Why the model looks broken.")
     has_trajectories: bool = Field(default=False, description="Shown in the viewer.")

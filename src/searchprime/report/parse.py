@@ -171,9 +171,28 @@ def parse_arm(name: str, raw: dict[str, Any]) -> ArmSummary:
         grounded=grounded,
         grounded_offered={b: parse_value(x) for b, x in (g.get("behavior_offered") or {}).items()},
         agreement={b: a for b, a in agreement.items() if isinstance(a, dict)},
+        failures=_counts(raw.get("failures")),
+        repeated_searches=_fraction(raw.get("repeated_searches")),
         rl=rl,
         degenerate=raw.get("degenerate") if isinstance(raw.get("degenerate"), str) else None,
     )
+
+
+def _counts(raw: Any) -> dict[str, int]:
+    """A name -> count mapping; entries that are not non-negative integers are left out."""
+    if not isinstance(raw, dict):
+        return {}
+    return {
+        str(k): v
+        for k, v in raw.items()
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    }
+
+
+def _fraction(raw: Any) -> float | None:
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and 0 <= raw <= 1:
+        return float(raw)
+    return None
 
 
 def parse_comparisons(raw: Any) -> list[Comparison]:
