@@ -151,6 +151,43 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     assert json.loads(saved.read_text())["eval"]["dev_n"] == 2
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "evaluated", "refused"),
+    [
+        ("topk", 5, False, "other settings (eval.topk)"),  # the teachers and RL read it
+        ("device", "cuda", False, "other settings (eval.device)"),  # SFT and RL train on it
+        ("prompt", "compact", False, "other settings (eval.prompt)"),
+        ("temperature", 0.7, True, "evaluated with other settings (eval.temperature)"),
+        ("backend", "llamacpp", True, "evaluated with other settings (eval.backend)"),
+        ("temperature", 0.7, False, None),  # nothing evaluated yet: free to change
+        ("resamples", 500, True, None),  # only the summary: free at any time
+        ("max_batch", 4, True, None),
+    ],
+)
+def test_eval_fields_that_shape_a_stage_are_checked_on_resume(
+    tmp_path, field, value, evaluated, refused
+):
+    from searchprime.errors import ResumeError
+
+    cfg = ExperimentConfig.model_validate(
+        {"world": {"entities": 100, "tasks": 50}, "teachers": {"base_pool": 40, "prime_pool": 40}}
+    )
+    (tmp_path / "experiment.json").write_text(cfg.model_dump_json(indent=2) + "\n")
+    if evaluated:
+        (tmp_path / "eval").mkdir()
+        (tmp_path / "eval" / "base.jsonl").write_text("")
+    other = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={field: value})})
+    if refused is None:  # past the guard: the pools check is the next refusal
+        with pytest.raises(ConfigError, match="exceeds the"):
+            run_experiment(other, tmp_path, log=lambda _m: None)
+        return
+    with pytest.raises(ResumeError) as info:
+        run_experiment(other, tmp_path, log=lambda _m: None)
+    assert refused in str(info.value) and not (tmp_path / "world").exists()
+    if evaluated:
+        assert f"remove {tmp_path / 'eval'}" in str(info.value)
+
+
 def test_pools_larger_than_the_train_split_are_refused(tmp_path):
     cfg = ExperimentConfig.model_validate(
         {"world": {"entities": 100, "tasks": 50}, "teachers": {"base_pool": 40, "prime_pool": 40}}

@@ -120,6 +120,19 @@ class SFTSection(SFTHyper):
     shape: Literal["turn", "trajectory"] = Field(default="turn", description="Sample shape.")
 
 
+#: ``eval`` fields that the teachers, SFT or RL also read: a study resumed with another value
+#: would mix two studies (the teachers' prompt and top-k, the training device, RL's turn and
+#: token limits when ``rl`` leaves them to ``eval``).
+EVAL_SHAPES_TRAINING = ("prompt", "topk", "device", "max_turns", "max_tokens")
+#: ``eval`` fields that shape the dev rollouts themselves (the others shape only the summary).
+EVAL_SHAPES_ROLLOUTS = (
+    *EVAL_SHAPES_TRAINING,
+    "temperature",
+    "backend",
+    "samples_temperature",
+)
+
+
 class EvalSection(_Strict):
     """Rolling the trained policies out on the dev split."""
 
