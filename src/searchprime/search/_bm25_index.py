@@ -55,6 +55,7 @@ __all__ = [
 
 MANIFEST = "searchprime_index.json"
 FORMAT_VERSION = 2  # 2: compact postings, compressed document store (1: bm25s layout)
+DICT_SAMPLE_BYTES = 4 << 20  # corpus bytes the document store's zstd dictionary is trained on
 
 
 class BM25Config(BaseModel):
@@ -74,7 +75,10 @@ class BM25Config(BaseModel):
         default=None, ge=1, description="Tokenizer processes for the build (default: CPU count)."
     )
     block_bytes: int = Field(
-        default=4 << 20, ge=1 << 12, description="Bytes of JSONL per tokenizer block."
+        default=1 << 20,
+        ge=1 << 12,
+        description="Bytes of JSONL per tokenizer block (a worker holds ~50x this at its peak: "
+        "1 MiB builds as fast as 4 MiB with 40% less memory).",
     )
 
 
@@ -174,7 +178,8 @@ def build_bm25_index(
     if corpus_path.stat().st_size < 2 * cfg.block_bytes:
         workers = 1  # not worth starting processes
     store = DocStoreWriter(out)
-    first = next(_blocks(corpus_path, cfg.block_bytes), None)
+    # the dictionary learns from the first DICT_SAMPLE_BYTES, whatever the block size
+    first = next(_blocks(corpus_path, max(cfg.block_bytes, DICT_SAMPLE_BYTES)), None)
     dictionary = train_dictionary(sample_docs(first)) if first is not None else b""
     del first
     store.set_dictionary(dictionary)
