@@ -157,7 +157,49 @@ def test_dense_search_end_to_end_with_ivf_pq(tmp_path: Path) -> None:
     assert pq.describe()["factory"] == "IVF8,PQ96x6np" and pq.describe()["nprobe"] == 7
     [hits] = pq.search_sync(["Which city is the French capital?"], 3)
     assert hits[0].doc_id == "paris"
+    # exact re-scoring of 50 candidates from embeddings.npy, set at load or later
+    rr = DenseSearch.load(idx, nprobe=7, rerank=50)
+    assert rr.describe()["rerank"] == 50
+    [top] = rr.search_sync(["Which city is the French capital?"], 3)
+    assert top[0].doc_id == "paris" and top[0].score >= hits[0].score - 1e-3
+    (idx / "embeddings.npy").rename(idx / "moved.npy")
+    with pytest.raises(ConfigError, match="rerank needs embeddings.npy"):
+        DenseSearch.load(idx, rerank=50)
+    (idx / "moved.npy").rename(idx / "embeddings.npy")
     sq = DenseSearch.load(reindex_dense(idx, tmp_path / "sq", DenseConfig(index="hnsw_sq8")))
     sq.set_ef_search(32)
     assert sq.describe()["ef_search"] == 32
     assert sq.search_sync(["Which city is the French capital?"], 1)[0][0].doc_id == "paris"
+
+
+def test_exact_rerank_restores_recall_from_disk(data: tuple, tmp_path: Path) -> None:
+    """IVF-PQ candidates re-scored exactly from the memory-mapped embeddings: recall near 1,
+    scores equal to the exact inner products, and only file-backed pages (no float copy)."""
+    from searchprime.search._faiss_vectors import ExactReranker
+
+    emb, queries, exact = data
+    cfg = DenseConfig(index="ivf_pq", shard_size=700, **SMALL)
+    build_faiss(emb, tmp_path, cfg)
+    index = read_faiss(tmp_path)
+    set_search_params(index, nprobe=8)
+    plain = _recall(index.search(queries, 10)[1], exact)
+    rr = ExactReranker(emb)
+    assert _mapped(emb) and isinstance(rr.matrix, np.memmap)
+    _, cand = index.search(queries, 100)
+    ids, scores = rr.rerank(queries, cand, 10)
+    reranked = _recall(ids, exact)
+    assert reranked >= 0.97 and reranked > plain + 0.2, (plain, reranked)
+    full = np.load(emb)
+    np.testing.assert_allclose(scores[0], full[ids[0]] @ queries[0], rtol=1e-5)
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)  # best first
+    # fewer candidates than topk: the rest is -1 / -inf; no candidate at all: all -1
+    few = np.full((2, 100), -1, dtype=np.int64)
+    few[0, :3] = [5, 7, 5]
+    got_ids, got_scores = rr.rerank(queries[:2], few, 4)
+    assert sorted(got_ids[0, :2]) == [5, 7] and list(got_ids[0, 2:]) == [-1, -1]
+    assert np.isneginf(got_scores[0, 2:]).all() and (got_ids[1] == -1).all()
+
+
+def test_rerank_needs_the_embeddings(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="keep_embeddings"):
+        DenseConfig(index="ivf_pq", rerank=50, keep_embeddings=False)

@@ -23,10 +23,9 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from searchprime._lazy import require
 from searchprime.errors import ConfigError, RecordError
@@ -35,8 +34,9 @@ from searchprime.search._batch import MicroBatcher
 from searchprime.search._docstore import DocStore, DocStoreWriter
 from searchprime.search._faiss_build import INDEX_FILE, IVF_DATA, build_faiss, read_faiss
 from searchprime.search._faiss_kinds import set_search_params
-from searchprime.search._faiss_vectors import NpyAppender
+from searchprime.search._faiss_vectors import ExactReranker, NpyAppender
 from searchprime.search.corpus import CorpusDoc, read_corpus
+from searchprime.search.dense_config import DenseConfig
 
 __all__ = [
     "DenseConfig",
@@ -50,69 +50,6 @@ __all__ = [
 MANIFEST = "searchprime_index.json"
 EMBEDDINGS = "embeddings.npy"
 FORMAT_VERSION = 1
-
-
-class DenseConfig(BaseModel):
-    """Encoder and FAISS index settings."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str | None = Field(
-        default=None,
-        description="sentence-transformers model folder; null = bundled all-MiniLM-L6-v2.",
-    )
-    index: Literal["flat", "ivf", "hnsw", "hnsw_sq8", "ivf_pq", "opq_ivf_pq"] = Field(
-        default="flat",
-        description="flat (exact), ivf (inverted lists), hnsw (graph); compressed: ivf_pq "
-        "(product quantizer), opq_ivf_pq (rotation + PQ), hnsw_sq8 (graph over 8-bit codes).",
-    )
-    nlist: int | None = Field(
-        default=None, ge=1, description="IVF lists (default: about 4 x sqrt(N), at most N/39)."
-    )
-    nprobe: int = Field(default=16, ge=1, description="IVF lists searched per query.")
-    pq_m: int | None = Field(
-        default=None,
-        ge=1,
-        description="PQ sub-quantizers = code bytes per vector at 8 bits; must divide the "
-        "dimension (default D/4).",
-    )
-    pq_nbits: int = Field(default=8, ge=1, le=16, description="Bits per PQ sub-quantizer.")
-    opq_niter: int = Field(
-        default=10,
-        ge=1,
-        description="OPQ rotation training iterations (FAISS's 50 cost ~3x the time for "
-        "+0.015 recall@10 on 20k x 128 clustered vectors).",
-    )
-    hnsw_m: int = Field(default=32, ge=4, description="HNSW neighbours per node.")
-    ef_construction: int = Field(default=40, ge=1, description="HNSW build breadth.")
-    ef_search: int = Field(default=64, ge=1, description="HNSW search breadth.")
-    train_size: int | None = Field(
-        default=None,
-        ge=1,
-        description="Vectors sampled to train IVF/PQ/SQ (default max(100k, 64 x nlist), "
-        "at most N).",
-    )
-    shard_size: int = Field(
-        default=100_000,
-        ge=1,
-        description="Vectors read and added at a time: bounds the build's memory for the "
-        "floats (IVF kinds: each shard is its own on-disk index, merged at the end).",
-    )
-    keep_embeddings: bool = Field(
-        default=True,
-        description="Keep embeddings.npy (4 x N x D bytes) so reindex_dense can re-index "
-        "without encoding again.",
-    )
-    seed: int = Field(default=0, description="Seed of the training sample.")
-    batch_size: int = Field(default=128, ge=1, description="Passages per encoder batch.")
-    max_seq_length: int = Field(default=256, ge=8, description="Encoder token limit.")
-    device: str = Field(default="cpu", description="Encoder device (cpu, cuda, mps).")
-    threads: int | None = Field(
-        default=None,
-        ge=1,
-        description="CPU threads for torch and FAISS (process-wide; default: theirs). On a "
-        "shared or busy machine 1 is often much faster than oversubscribed spinning threads.",
-    )
 
 
 def default_model_path() -> Path:
@@ -300,7 +237,10 @@ class DenseSearch:
         self.manifest = manifest
         self.config = DenseConfig(**manifest["config"])
         self.num_docs = int(manifest["num_docs"])
+        self.rerank = 0
+        self._reranker: ExactReranker | None = None
         self._batcher: MicroBatcher[SearchHit] = MicroBatcher(self.search_sync)
+        self.set_rerank(self.config.rerank)
 
     @classmethod
     def load(
@@ -311,9 +251,10 @@ class DenseSearch:
         nprobe: int | None = None,
         ef_search: int | None = None,
         threads: int | None = None,
+        rerank: int | None = None,
     ) -> DenseSearch:
         """Open an index built by :func:`build_dense_index` (FAISS files memory-mapped);
-        ``nprobe`` / ``ef_search`` override the build config's search breadth."""
+        ``nprobe`` / ``ef_search`` / ``rerank`` override the build config's settings."""
         from searchprime.search.bm25 import read_manifest
 
         index_dir = Path(index_dir)
@@ -328,7 +269,10 @@ class DenseSearch:
         if model and not Path(model).exists():
             model = cfg.model  # built elsewhere: fall back to the bundled model
         encoder = load_encoder(model, device or cfg.device, cfg.max_seq_length)
-        return cls(index_dir, index, encoder, DocStore(index_dir), manifest)
+        search = cls(index_dir, index, encoder, DocStore(index_dir), manifest)
+        if rerank is not None:
+            search.set_rerank(rerank)
+        return search
 
     def set_nprobe(self, nprobe: int) -> None:
         """IVF kinds: how many inverted lists each query searches."""
@@ -338,9 +282,24 @@ class DenseSearch:
         """HNSW kinds: the search breadth (``efSearch``)."""
         set_search_params(self.index, ef_search=ef_search)
 
+    def set_rerank(self, candidates: int) -> None:
+        """Re-score ``candidates`` hits per query exactly from ``embeddings.npy`` (0: off)."""
+        if candidates and self._reranker is None:
+            path = self.index_dir / EMBEDDINGS
+            if not path.exists():
+                raise ConfigError(
+                    f"{self.index_dir}: rerank needs {EMBEDDINGS} (built with keep_embeddings: "
+                    "false); rebuild with it, or set rerank: 0"
+                )
+            self._reranker = ExactReranker(path)
+        self.rerank = candidates
+
     def retrieve_ids(self, queries: Sequence[str], topk: int) -> tuple[np.ndarray, np.ndarray]:
         """Doc positions (``-1`` padded) and cosine scores, ``(len(queries), topk)``."""
         vecs = _encode(self.encoder, list(queries), self.config.batch_size)
+        if self.rerank and self._reranker is not None:
+            _, cand = self.index.search(vecs, max(topk, self.rerank))
+            return self._reranker.rerank(vecs, cand, topk)
         scores, ids = self.index.search(vecs, topk)
         return ids, scores
 
@@ -371,6 +330,7 @@ class DenseSearch:
             "factory": m.get("factory"),
             "nprobe": _param(self.index, "nprobe"),
             "ef_search": _param(self.index, "efSearch"),
+            "rerank": self.rerank,
         }
 
     async def aclose(self) -> None:

@@ -70,6 +70,11 @@ class SearchConfig(BaseModel):
     ef_search: int | None = Field(
         default=None, ge=1, description="HNSW search breadth, efSearch (dense)."
     )
+    rerank: int | None = Field(
+        default=None,
+        ge=0,
+        description="Candidates re-scored exactly from the embeddings on disk (dense; 0: off).",
+    )
     device: str | None = Field(default=None, description="Query encoder device (dense).")
     timeout_s: float = Field(default=30.0, gt=0, description="Request timeout (http).")
     retries: int = Field(default=3, ge=0, description="Retries on transient errors (http).")
@@ -113,6 +118,7 @@ def _dense(cfg: SearchConfig) -> SearchBackend:
         nprobe=cfg.nprobe,
         ef_search=cfg.ef_search,
         threads=cfg.threads,
+        rerank=cfg.rerank,
     )
 
 
