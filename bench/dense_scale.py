@@ -3,6 +3,8 @@
     nice -n 10 python bench/dense_scale.py --n 100000            # ~10-20 min on 2 busy cores
     python bench/dense_scale.py --n 1000000 --dim 768            # an idle machine
     python bench/dense_scale.py --n 20000 --kinds flat,ivf_pq:pq_m=192 --queries 200
+    python bench/dense_scale.py --corpus world/corpus.jsonl --questions world/tasks/dev.jsonl \
+        --n 20000 --kinds flat,ivf_pq:pq_m=48:rerank=100   # real MiniLM encodings
 
 Vectors are synthetic with realistic cluster structure: unit vectors from a mixture of
 Gaussians (N/100 topics, Zipf-like topic sizes, per-topic spread) whose within-topic noise
@@ -65,6 +67,30 @@ def write_vectors(path: Path, n: int, q: int, dim: int, seed: int = 0) -> np.nda
         out.append(draw(min(50_000, n - start)))
     out.close()
     return np.ascontiguousarray(draw(q))
+
+
+def encode_corpus(path: Path, corpus: Path, questions: Path, n: int, q: int) -> np.ndarray:
+    """Real MiniLM encodings: the first ``n`` passages of ``corpus`` to ``path``; returns the
+    first ``q`` questions of a task file, encoded the same way (the dense backend's own code)."""
+    from searchprime.search.corpus import read_corpus
+    from searchprime.search.dense import _encode, _passage, load_encoder
+    from searchprime.tasks import load_tasks
+
+    enc = load_encoder()
+    if not path.exists():
+        out, batch = NpyAppender(path), []
+        for i, doc in enumerate(read_corpus(corpus)):
+            if i >= n:
+                break
+            batch.append(_passage(doc))
+            if len(batch) == 2048:
+                out.append(_encode(enc, batch, 128))
+                batch = []
+        if batch:
+            out.append(_encode(enc, batch, 128))
+        out.close()
+    asked = [t.question for t in load_tasks(questions)[:q]]
+    return _encode(enc, asked, 128)
 
 
 def _status(field: str) -> int:
@@ -158,13 +184,27 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="FAISS threads.")
     ap.add_argument("--work", type=Path, default=Path("/tmp/searchprime_dense_scale"))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--corpus", type=Path, default=None, help="Encode this corpus with MiniLM.")
+    ap.add_argument("--questions", type=Path, default=None, help="Task file: queries (--corpus).")
     args = ap.parse_args()
     set_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
-    emb = args.work / f"embeddings_{args.n}_{args.dim}.npy"
     t = time.perf_counter()
-    queries = write_vectors(emb, args.n, args.queries, args.dim)
-    print(f"{args.n:,} x {args.dim} vectors written in {time.perf_counter() - t:.1f} s", flush=True)
+    if args.corpus is not None:  # real encodings; --dim follows the encoder
+        if args.questions is None:
+            raise SystemExit("--corpus needs --questions (a task file whose questions are queries)")
+        emb = args.work / f"minilm_{args.corpus.stem}_{args.n}.npy"
+        queries = encode_corpus(emb, args.corpus, args.questions, args.n, args.queries)
+        from searchprime.search._faiss_vectors import npy_shape
+
+        args.n, args.dim, _ = npy_shape(emb)
+        args.queries = len(queries)
+        what = f"MiniLM encodings of {args.corpus}"
+    else:
+        emb = args.work / f"embeddings_{args.n}_{args.dim}.npy"
+        queries = write_vectors(emb, args.n, args.queries, args.dim)
+        what = "synthetic vectors"
+    print(f"{args.n:,} x {args.dim} {what} in {time.perf_counter() - t:.1f} s", flush=True)
     rows = []
     exact = None
     for spec in ["flat"] + [s for s in args.kinds.split(",") if s != "flat"]:
@@ -186,8 +226,11 @@ def main() -> None:
         )
     print_table(rows, args.n, args.dim)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"dense_scale_{args.n}_{args.dim}.json"
+    tag = f"_minilm_{args.corpus.stem}" if args.corpus is not None else ""
+    path = args.out / f"dense_scale_{args.n}_{args.dim}{tag}.json"
     meta = {"n": args.n, "dim": args.dim, "queries": args.queries, "threads": args.threads}
+    if args.corpus is not None:
+        meta.update(corpus=str(args.corpus), questions=str(args.questions))
     path.write_text(json.dumps({**meta, "rows": rows}, indent=2))
     print(f"wrote {path}")
 
