@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from searchprime.behaviors.failures import FAILURES, classify, failure_run, transitions
 from searchprime.cli.main import app
 from searchprime.errors import RecordError
-from searchprime.records import Task, Trajectory, write_jsonl
+from searchprime.records import Task, Trajectory, Turn, write_jsonl
 from searchprime.world import WorldConfig, build_world, load_world
 from searchprime.world.load import World
 
@@ -47,6 +47,25 @@ def _two_hop(world: World) -> Task:
     )
 
 
+def _hop(world: World, i: int, fact) -> Turn:
+    """Turn ``i``: the textbook query for ``fact`` and its encyclopedia page."""
+    return _turn(
+        i,
+        "search",
+        _q(world, fact.relation, fact.subject),
+        [_enc(world, fact.relation, fact.subject)],
+    )
+
+
+def _walk(world: World, task: Task) -> tuple[Turn, Trajectory]:
+    """The first hop's turn, and the straight right path down a two-hop chain."""
+    f0, f1 = world.chain(task)
+    first = _hop(world, 0, f0)
+    return first, _traj(
+        task, [first, _hop(world, 1, f1), _turn(2, "answer", world.name(f1.object))]
+    )
+
+
 def _mode(traj: Trajectory, world: World | None) -> str:
     return classify(traj, world).mode
 
@@ -54,13 +73,7 @@ def _mode(traj: Trajectory, world: World | None) -> str:
 def test_right_answer_is_correct_and_no_answer_splits_loops(world) -> None:
     task = _two_hop(world)
     f0, f1 = world.chain(task)
-    first = _turn(
-        0, "search", _q(world, f0.relation, f0.subject), [_enc(world, f0.relation, f0.subject)]
-    )
-    second = _turn(
-        1, "search", _q(world, f1.relation, f0.object), [_enc(world, f1.relation, f0.object)]
-    )
-    right = _traj(task, [first, second, _turn(2, "answer", world.name(f1.object))])
+    first, right = _walk(world, task)
     assert _mode(right, world) == "correct"
     q = _q(world, f0.relation, f0.subject)
     loop = [
@@ -69,7 +82,7 @@ def test_right_answer_is_correct_and_no_answer_splits_loops(world) -> None:
     ]
     looped = classify(_traj(task, loop), world)
     assert looped.mode == "looped" and "3 times" in looped.why and not looped.answered
-    varied = [first, second, _turn(2, "search", _q2(world, f0.relation, f0.subject))]
+    varied = [first, right.turns[1], _turn(2, "search", _q2(world, f0.relation, f0.subject))]
     assert _mode(_traj(task, varied), world) == "out_of_turns"
     failed = _traj(task, [first])
     failed.termination, failed.error = "error", "policy: HTTP 500 after 5 retries"
@@ -80,9 +93,7 @@ def test_right_answer_is_correct_and_no_answer_splits_loops(world) -> None:
 def test_world_modes_of_wrong_answers(world) -> None:
     task = _two_hop(world)
     f0, f1 = world.chain(task)
-    first = _turn(
-        0, "search", _q(world, f0.relation, f0.subject), [_enc(world, f0.relation, f0.subject)]
-    )
+    first = _hop(world, 0, f0)
     # stopped after the first hop: answered the bridge entity
     plan = classify(_traj(task, [first, _turn(1, "answer", world.name(f0.object))]), world)
     assert plan.mode == "plan_error" and "hop 1 of 2" in plan.why
@@ -137,9 +148,7 @@ def test_low_authority_and_near_duplicate(world) -> None:
 def test_guess_is_unsupported(world) -> None:
     task = _two_hop(world)
     f0 = world.chain(task)[0]
-    first = _turn(
-        0, "search", _q(world, f0.relation, f0.subject), [_enc(world, f0.relation, f0.subject)]
-    )
+    first = _hop(world, 0, f0)
     guess = _traj(task, [first, _turn(1, "answer", "Atlantis Prime")])
     assert _mode(guess, world) == "unsupported" and _mode(guess, None) == "unsupported"
 
@@ -147,13 +156,7 @@ def test_guess_is_unsupported(world) -> None:
 def test_runs_and_transitions(world) -> None:
     task = _two_hop(world)
     f0, f1 = world.chain(task)
-    first = _turn(
-        0, "search", _q(world, f0.relation, f0.subject), [_enc(world, f0.relation, f0.subject)]
-    )
-    second = _turn(
-        1, "search", _q(world, f1.relation, f0.object), [_enc(world, f1.relation, f0.object)]
-    )
-    right = _traj(task, [first, second, _turn(2, "answer", world.name(f1.object))])
+    first, right = _walk(world, task)
     q = _q(world, f0.relation, f0.subject)
     looped = _traj(
         task, [_turn(i, "search", q, [_enc(world, f0.relation, f0.subject)]) for i in range(4)]
@@ -172,13 +175,7 @@ def test_runs_and_transitions(world) -> None:
 def test_cli_prints_modes_and_what_b_lost(world, world_dir, tmp_path) -> None:
     task = _two_hop(world)
     f0, f1 = world.chain(task)
-    first = _turn(
-        0, "search", _q(world, f0.relation, f0.subject), [_enc(world, f0.relation, f0.subject)]
-    )
-    second = _turn(
-        1, "search", _q(world, f1.relation, f0.object), [_enc(world, f1.relation, f0.object)]
-    )
-    right = _traj(task, [first, second, _turn(2, "answer", world.name(f1.object))])
+    first, right = _walk(world, task)
     plan = _traj(task, [first, _turn(1, "answer", world.name(f0.object))])
     write_jsonl(tmp_path / "base.jsonl", [right])
     write_jsonl(tmp_path / "primed.jsonl", [plan])

@@ -10,10 +10,10 @@ import pytest
 
 from searchprime.experiment import ExperimentConfig, report_rows, score_and_label, summarize
 from searchprime.experiment.summary import grounded_row, label_grounded
-from searchprime.records import BEHAVIORS, Action, SearchHit, Task, Trajectory, Turn
-from searchprime.search.format import format_hits
+from searchprime.records import BEHAVIORS, Task, Trajectory
 from searchprime.world import RELATIONS, WorldConfig, build_world, load_world
-from searchprime.world.load import Page, World
+from searchprime.world.load import World
+from tests.behaviors.crafted import _enc, _turn
 
 IV, AE, AS, ER = BEHAVIORS
 TALK = (
@@ -28,32 +28,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     out = tmp_path_factory.mktemp("world")
     build_world(WorldConfig(seed=1, entities=300, tasks=900), out)
     return load_world(out)
-
-
-def _enc(world: World, rel: str, subj: str) -> Page:
-    obj = world.fact(subj, rel).object
-    return next(
-        p
-        for p in world.pages.values()
-        if p.role == "entity" and (rel, subj, obj) in p.claims and p.source == "encyclopedia"
-    )
-
-
-def _turn(i: int, kind: str, content: str, pages=(), think: str | None = None) -> Turn:
-    hits = [
-        SearchHit(doc_id=p.id, title=p.title, text=p.text, source=p.source, url=p.url)
-        for p in pages
-    ]
-    return Turn(
-        index=i,
-        context=[0],
-        output=(f"<think>{think}</think>\n" if think else "") + f"<{kind}>{content}</{kind}>",
-        action=Action(kind=kind, content=content, think=think),
-        hits=hits,
-        observation=f"<information>\n{format_hits(hits)}\n</information>"
-        if kind == "search"
-        else None,
-    )
 
 
 def _runs(world: World, task: Task, talk: bool) -> Trajectory:
