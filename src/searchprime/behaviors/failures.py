@@ -25,7 +25,6 @@ Without a world the three world modes cannot be told apart and fall to ``unsuppo
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from searchprime.behaviors.grounded import _moves, _Resolver
+from searchprime.behaviors.grounded import _moves, _Resolver, _wording
 from searchprime.eval.score import is_correct
 from searchprime.records import Trajectory
 
@@ -79,18 +78,10 @@ class Failure:
     answered: bool
 
 
-def _wording(query: str) -> str:
-    return " ".join(re.findall(r"\w+", query.lower()))
-
-
-def _norm(text: str) -> str:
-    return " ".join(re.findall(r"\w+", text.lower()))
-
-
 def _observed(traj: Trajectory) -> str:
     parts = [t.observation or "" for t in traj.turns]
     parts += [h.text for t in traj.turns for h in t.hits]
-    return _norm(" ".join(parts))
+    return _wording(" ".join(parts))
 
 
 def _world_mode(traj: Trajectory, world: World, res: _Resolver) -> tuple[str, str] | None:
@@ -108,7 +99,7 @@ def _world_mode(traj: Trajectory, world: World, res: _Resolver) -> tuple[str, st
     gold = set(chain[-1:])
     intermediate = named & (set(chain) - gold)
     if intermediate:
-        eid = next(iter(intermediate))
+        eid = min(intermediate, key=chain.index)  # the earliest hop it stopped at
         hop = chain.index(eid)
         return "plan_error", f"answered {world.name(eid)}, hop {hop} of {len(chain) - 1}"
     searched_gold = [m for m in moves if m.kind == "search" and m.entity in gold]
@@ -120,7 +111,7 @@ def _world_mode(traj: Trajectory, world: World, res: _Resolver) -> tuple[str, st
         )
     twins = {t for e in chain for t in (world.entities[e].twin, world.entities[e].twin_of) if t}
     if named & twins:
-        return "near_duplicate", f"answered near-duplicate {world.name(next(iter(named & twins)))}"
+        return "near_duplicate", f"answered near-duplicate {world.name(min(named & twins))}"
     claims = [c for m in moves if m.kind == "search" for c in m.claims]
     for c in claims:
         if c.value in named and c.subject in twins:
@@ -175,7 +166,7 @@ def classify(
         found = _world_mode(traj, world, res or _Resolver(world))
         if found is not None:
             return made(*found)
-    if _norm(traj.final_answer or "") not in _observed(traj):
+    if _wording(traj.final_answer or "") not in _observed(traj):
         return made("unsupported", f"{traj.final_answer!r} appears in no search result")
     return made("wrong_value", f"answered {traj.final_answer!r}")
 
