@@ -24,6 +24,9 @@ def test_vllm_server_recipe_trains_on_7_gpus_and_samples_on_the_8th() -> None:
     args = grpo_config(cfg)
     assert args.use_vllm and args.vllm_mode == "server"
     assert (args.vllm_server_host, args.vllm_server_port) == ("127.0.0.1", 8010)
+    from searchprime.rl.grpo import _vllm_sampler
+
+    assert _vllm_sampler(cfg, args, None).base_url == "http://127.0.0.1:8010"  # the agent's client
     # sampler and trainer at one temperature, no truncation of the distribution
     assert (args.temperature, args.top_p, args.top_k) == (1.0, 1.0, 0)
     procs = _processes(DOCS / "rl" / "accelerate_zero3_7gpu.yaml")
@@ -34,13 +37,3 @@ def test_vllm_server_recipe_trains_on_7_gpus_and_samples_on_the_8th() -> None:
     assert (args.learning_rate, args.beta, args.epsilon) == (1e-6, 0.001, 0.2)
     zero = yaml.safe_load((DOCS / "rl" / "accelerate_zero3_7gpu.yaml").read_text())
     assert zero["deepspeed_config"]["zero_stage"] == 3
-
-
-@pytest.mark.filterwarnings("ignore::FutureWarning")
-def test_vllm_colocate_recipe_uses_every_gpu() -> None:
-    cfg = load_config(RLRunConfig, DOCS / "rl" / "grpo_vllm_colocate.yaml")
-    args = grpo_config(cfg)
-    assert args.use_vllm and args.vllm_mode == "colocate"
-    assert 0 < args.vllm_gpu_memory_utilization < 1 and args.vllm_enable_sleep_mode
-    procs = _processes(DOCS / "sft" / "accelerate_zero3.yaml")
-    assert args.per_device_train_batch_size * procs // args.num_generations == 32  # the paper's

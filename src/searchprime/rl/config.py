@@ -89,7 +89,16 @@ class SamplerSettings(_Strict):
         default="hf",
         description="'hf': the trainer's model in-process (any model, any device, always in "
         "sync); 'llamacpp': a llama.cpp server given the new weights after every step "
-        "(Llama-architecture models on CPU); 'vllm': TRL's vLLM server or colocate mode.",
+        "(Llama-architecture models on CPU); 'vllm': TRL's vLLM server (`trl vllm-serve`, "
+        "server mode; TRL pushes the weights to it before each rollout).",
+    )
+    url: str | None = Field(
+        default=None,
+        description="vllm: the server (default: trl.vllm_server_base_url, else "
+        "http://<trl.vllm_server_host>:<trl.vllm_server_port>).",
+    )
+    served_model: str | None = Field(
+        default=None, description="vllm: the served model's name (default: GET /v1/models)."
     )
     max_batch: int = Field(default=16, ge=1, description="Turns decoded together / slots.")
     threads: int | None = Field(default=None, ge=1, description="llama.cpp CPU threads.")

@@ -89,7 +89,9 @@ def _load_tasks(cfg: RLRunConfig) -> list[Task]:
     return tasks
 
 
-def _make_sampler(cfg: RLRunConfig, model: Any, tokenizer: Any, work: Path) -> Any:
+def _make_sampler(
+    cfg: RLRunConfig, model: Any, tokenizer: Any, work: Path, args: Any = None
+) -> Any:
     if cfg.sampler.kind == "hf":
         from searchprime.rl.hf_sampler import HFSampler
 
@@ -100,8 +102,24 @@ def _make_sampler(cfg: RLRunConfig, model: Any, tokenizer: Any, work: Path) -> A
         return LlamaCppSampler(
             cfg.model, work_dir=work, parallel=cfg.sampler.max_batch, threads=cfg.sampler.threads
         )
-    raise ConfigError(
-        "sampler.kind: 'vllm' needs a GPU machine with vLLM; on this install use 'hf' or 'llamacpp'"
+    return _vllm_sampler(cfg, args, tokenizer)
+
+
+def _vllm_sampler(cfg: RLRunConfig, args: Any, tokenizer: Any) -> Any:
+    """The agent loop's client of TRL's vLLM server (server mode only)."""
+    from searchprime.rl.vllm_sampler import VLLMSampler
+
+    if getattr(args, "vllm_mode", "server") != "server":
+        raise ConfigError(
+            "sampler.kind: 'vllm' calls a vLLM server from the agent loop, one request per turn; "
+            "trl.vllm_mode 'colocate' has no server to call: use trl.vllm_mode: server "
+            "(`trl vllm-serve` on its own GPUs), or sampler.kind: hf"
+        )
+    url = cfg.sampler.url or getattr(args, "vllm_server_base_url", None)
+    if not url:
+        url = f"http://{args.vllm_server_host}:{args.vllm_server_port}"
+    return VLLMSampler(
+        url, cfg.sampler.served_model, vocab_size=len(tokenizer) if tokenizer else None
     )
 
 
@@ -191,7 +209,7 @@ def build_trainer(
         raise ConfigError(f"model: cannot load {cfg.model!r}: {exc}") from None
     tasks = _load_tasks(cfg)
     search = load_search(cfg.search)
-    sampler = _make_sampler(cfg, model, tok, out / "sampler")
+    sampler = _make_sampler(cfg, model, tok, out / "sampler", args)
     runner = EpisodeRunner(
         sampler,
         tok,

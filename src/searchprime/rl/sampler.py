@@ -8,8 +8,9 @@ at the sampling temperature (the trainer compares them with its own for the impo
 correction). :class:`~searchprime.rl.episode.EpisodeLLM` adapts one to the agent loop.
 
 Implementations: ``hf`` (:mod:`searchprime.rl.hf_sampler`, the trainer's own model in-process,
-never out of sync) and ``llamacpp`` (:mod:`searchprime.rl.llamacpp_sampler`, a llama.cpp server
-that gets the trainer's weights after each optimizer step).
+never out of sync), ``llamacpp`` (:mod:`searchprime.rl.llamacpp_sampler`, a llama.cpp server
+that gets the trainer's weights after each optimizer step) and ``vllm``
+(:mod:`searchprime.rl.vllm_sampler`, TRL's vLLM server, which TRL keeps in sync).
 """
 
 from __future__ import annotations
