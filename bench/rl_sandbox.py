@@ -82,6 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sampler", default="hf", choices=["hf", "llamacpp"])
     ap.add_argument("--max-turns", type=int, default=None, help="Default: the study's eval.")
     ap.add_argument("--threads", type=int, default=1, help="torch threads while training.")
+    ap.add_argument(
+        "--micro-batch",
+        type=int,
+        default=None,
+        help="Episodes per forward/backward pass (default: one group). Training memory grows "
+        "~1 MB per padded token: primed episodes (~2,500 tokens) need 1.",
+    )
     ap.add_argument("--out", type=Path, default=None, help="Default: STUDY/rl_bench/START.")
     ap.add_argument("--json", type=Path, help="Also write the results here.")
     args = ap.parse_args(argv)
@@ -120,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         max_steps=args.steps,
         num_generations=args.group,
         tasks_per_step=args.tasks_per_step,
+        micro_batch=args.micro_batch,
         learning_rate=args.lr,
         max_turns=args.max_turns,
         sampler=args.sampler,
