@@ -151,6 +151,19 @@ def _p_text(p: float | None) -> str:
     return "-" if p is None else f"{p:.3g}"
 
 
+def _section(
+    sid: str, title: str, table_id: str, head: str, rows: list[str], note: str = ""
+) -> str:
+    """A titled section holding one results table (``head``: the header cells) and an
+    optional muted note under it."""
+    note_html = f'<p class="muted">{note}</p>' if note else ""
+    return (
+        f'<section id="{sid}"><h2>{title}</h2><div class="table-wrap">'
+        f'<table class="results" id="{table_id}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>{note_html}</section>"
+    )
+
+
 def _comparisons_table(report: Report) -> str:
     if not report.comparisons:
         return ""
@@ -163,12 +176,11 @@ def _comparisons_table(report: Report) -> str:
             f'<td data-key="delta">{c.delta:+.3f}</td><td>{ci}</td><td>{gl}</td>'
             f"<td>{p}</td><td>{'-' if c.n is None else c.n}</td><td>{_e(c.source)}</td></tr>"
         )
-    return (
-        '<section id="comparisons"><h2>Paired comparisons</h2><div class="table-wrap">'
-        '<table class="results" id="comparisons-table"><thead><tr><th>models</th><th>metric</th>'
-        "<th>Δ (b − a)</th><th>95% CI</th><th>gained / lost</th><th>McNemar p</th><th>tasks</th>"
-        "<th>source</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div></section>"
+    head = (
+        "<th>models</th><th>metric</th><th>Δ (b − a)</th><th>95% CI</th><th>gained / lost</th>"
+        "<th>McNemar p</th><th>tasks</th><th>source</th>"
     )
+    return _section("comparisons", "Paired comparisons", "comparisons-table", head, rows)
 
 
 def _annotators_table(report: Report) -> str:
@@ -193,14 +205,19 @@ def _annotators_table(report: Report) -> str:
                 f'<span class="ci">{k}</span></td>'
             )
         rows.append(f'<tr data-model="{_e(a.name)}">{"".join(cells)}</tr>')
-    return (
-        '<section id="annotators"><h2>What the models said vs what they did</h2>'
-        '<div class="table-wrap"><table class="results" id="annotators-table"><thead><tr>'
-        f"<th>model</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
-        '<p class="muted">Each cell: rate by the rules annotator (the teachers\' cue phrases) / '
-        "rate by the action-grounded annotator (searches, hits and world facts only), and "
-        "Cohen's kappa between them. A model that says the words without making the moves has "
-        "a high first number and a low second.</p></section>"
+    note = (
+        "Each cell: rate by the rules annotator (the teachers' cue phrases) / rate by the "
+        "action-grounded annotator (searches, hits and world facts only), and Cohen's kappa "
+        "between them. A model that says the words without making the moves has a high first "
+        "number and a low second."
+    )
+    return _section(
+        "annotators",
+        "What the models said vs what they did",
+        "annotators-table",
+        f"<th>model</th>{head}",
+        rows,
+        note,
     )
 
 
@@ -224,17 +241,21 @@ def _failures_table(report: Report) -> str:
             f'<tr data-model="{_e(a.name)}"><td data-key="model">{_e(a.name)}</td>{cells}'
             f'<td data-key="repeated">{rep}</td></tr>'
         )
-    return (
-        '<section id="failures"><h2>Why answers were wrong</h2><div class="table-wrap">'
-        '<table class="results" id="failures-table"><thead><tr><th>model</th>'
-        f"{head}<th>repeated searches</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        '</div><p class="muted">Each trajectory in its first matching mode: looped = no answer '
-        "after sending one query three or more times; out of turns = no answer, searching "
-        "different things; plan error = answered an intermediate entity of the question's own "
-        "chain; overshot = searched the answer itself, then answered past it; near duplicate / "
-        "low authority = followed the distractor entity / the less reliable source; unsupported "
-        "= the answer is in no search result. Repeated searches: the share of searches that "
-        "resend an earlier query.</p></section>"
+    note = (
+        "Each trajectory in its first matching mode: looped = no answer after sending one query "
+        "three or more times; out of turns = no answer, searching different things; plan error "
+        "= answered an intermediate entity of the question's own chain; overshot = searched the "
+        "answer itself, then answered past it; near duplicate / low authority = followed the "
+        "distractor entity / the less reliable source; unsupported = the answer is in no search "
+        "result. Repeated searches: the share of searches that resend an earlier query."
+    )
+    return _section(
+        "failures",
+        "Why answers were wrong",
+        "failures-table",
+        f"<th>model</th>{head}<th>repeated searches</th>",
+        rows,
+        note,
     )
 
 
@@ -250,12 +271,11 @@ def _claims_table(report: Report) -> str:
             f'<td data-key="delta">{c.delta:+.3f}</td><td>{ci}</td><td>{ratio}</td><td>{p}</td>'
             f'<td data-key="verdict">{_e(c.verdict)}</td></tr>'
         )
-    return (
-        '<section id="claims"><h2>The paper\'s claims</h2><div class="table-wrap">'
-        '<table class="results" id="claims-table"><thead><tr><th>claim</th><th>models</th>'
-        "<th>ΔEM</th><th>95% CI</th><th>ratio</th><th>McNemar p</th><th>verdict</th></tr>"
-        "</thead><tbody>" + "".join(rows) + "</tbody></table></div></section>"
+    head = (
+        "<th>claim</th><th>models</th><th>ΔEM</th><th>95% CI</th><th>ratio</th>"
+        "<th>McNemar p</th><th>verdict</th>"
     )
+    return _section("claims", "The paper's claims", "claims-table", head, rows)
 
 
 def _num(x: Any) -> str:
