@@ -69,6 +69,15 @@ def dev_em(cfg: ExperimentConfig, model_dir: Path, tasks: list, search, out: Pat
     }
 
 
+def _weights(text: str) -> dict[str, float]:
+    """``em=1,answered=0.2`` -> ``{"em": 1.0, "answered": 0.2}``."""
+    try:
+        pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+        return {name.strip(): float(w) for name, w in pairs}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected name=weight,... got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("study", type=Path, help="A finished `searchprime experiment` folder.")
@@ -79,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--group", type=int, default=4, help="num_generations (G).")
     ap.add_argument("--tasks-per-step", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-5)
+    ap.add_argument(
+        "--rewards",
+        type=_weights,
+        default={"em": 1.0},
+        help="name=weight,... (default em=1; e.g. em=1,answered=0.2).",
+    )
     ap.add_argument("--sampler", default="hf", choices=["hf", "llamacpp"])
     ap.add_argument("--max-turns", type=int, default=None, help="Default: the study's eval.")
     ap.add_argument("--threads", type=int, default=1, help="torch threads while training.")
@@ -123,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     section = RLSection(
         start_from=[args.start],
         tasks=args.tasks,
-        rewards={"em": 1.0},
+        rewards=args.rewards,
         max_steps=args.steps,
         num_generations=args.group,
         tasks_per_step=args.tasks_per_step,
@@ -184,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             "steps": summary.steps,
             "episodes": summary.episodes,
             "lr": args.lr,
+            "rewards": args.rewards,
             "group": args.group,
             "tasks_per_step": args.tasks_per_step,
             "sampler": args.sampler,

@@ -56,6 +56,17 @@ def test_answer_rewards_count_only_answered_episodes():
     assert weighted_reward(good, {"em": 1.0, "format": 0.5}) == 1.5
 
 
+def test_answered_reward_separates_answers_from_loops():
+    wrong = _traj(["search", "answer"], "answer", "12", 0.0)
+    loop = _traj(["search", "search"], "max_turns", None, 0.0)
+    assert get_reward("answered")(wrong) == 1.0 and get_reward("answered")(loop) == 0.0
+    # a group of wrong answers and loops is no longer all-equal under em + answered
+    weights = {"em": 1.0, "answered": 0.2}
+    assert weighted_reward(wrong, weights) == pytest.approx(0.2)
+    assert weighted_reward(loop, weights) == 0.0
+    assert get_reward("answered")(_traj(["answer"], "error", None, 0.0)) == 0.0
+
+
 def test_behavior_reward_is_the_share_of_labelled_behaviors():
     t = _traj(["search", "answer"], "answer", "417", 1.0)
     assert get_reward("behavior")(t) == 0.0

@@ -96,6 +96,14 @@ def f1(traj: Trajectory) -> float:
     return float(traj.scores.f1 or 0.0) if _answered(traj) and traj.scores else 0.0
 
 
+@register_reward("answered")
+def answered(traj: Trajectory) -> float:
+    """1 when the episode ended with an answer inside the turn budget (out of turns, an
+    invalid last turn or an error: 0). A small weight next to ``em`` gives a gradient to
+    groups where every answer is wrong but some episodes loop to the turn limit."""
+    return 1.0 if _answered(traj) else 0.0
+
+
 @register_reward("judge")
 def judge(traj: Trajectory) -> float:
     """1 when the LLM judge found the answer correct (the paper's reward); unknown counts 0."""
