@@ -145,6 +145,31 @@ def test_low_authority_and_near_duplicate(world) -> None:
     assert dup.mode == "near_duplicate" and world.name(twin) in dup.why
 
 
+def test_value_of_another_entity_is_wrong_subject(world) -> None:
+    task = _two_hop(world)
+    f0 = world.chain(task)[0]
+    chain = set(task.meta["gold_entities"])
+    # a page stating a fact of an entity off the chain (and not a near-duplicate of one)
+    page, (rel, subj, value) = next(
+        (p, c)
+        for p in world.pages.values()
+        for c in p.claims
+        if c[1] not in chain and c[2] not in chain and world.entities[c[1]].twin_of is None
+    )
+    read = _traj(
+        task,
+        [
+            _turn(0, "search", _q(world, f0.relation, f0.subject), [page]),
+            _turn(1, "answer", world.name(value)),
+        ],
+    )
+    got = classify(read, world)
+    assert got.mode == "wrong_subject", got
+    assert world.name(subj) in got.why and rel in got.why
+    # without the world it is only a value read off the results
+    assert _mode(read, None) == "wrong_value"
+
+
 def test_guess_is_unsupported(world) -> None:
     task = _two_hop(world)
     f0 = world.chain(task)[0]

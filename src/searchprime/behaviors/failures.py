@@ -16,10 +16,12 @@ when it missed. Modes, the first that applies:
   stated for one: it followed the distractor (world);
 * ``low_authority`` -- the answer is a value that a hit stated for a chain fact while a page of
   higher authority stated another: it copied the less reliable source (world);
+* ``wrong_subject`` -- the answer is a value a hit stated for an entity off the question's
+  chain (a round-up page lists many entities' facts): it read another entity's line (world);
 * ``unsupported`` -- the answer appears in no search result: a guess;
 * ``wrong_value`` -- any other wrong answer read off the results.
 
-Without a world the three world modes cannot be told apart and fall to ``unsupported`` /
+Without a world the five world modes cannot be told apart and fall to ``unsupported`` /
 ``wrong_value``.
 """
 
@@ -58,6 +60,7 @@ FAILURES = (
     "overshot",
     "near_duplicate",
     "low_authority",
+    "wrong_subject",
     "unsupported",
     "wrong_value",
 )
@@ -133,6 +136,12 @@ def _world_mode(traj: Trajectory, world: World, res: _Resolver) -> tuple[str, st
                 f"answered {world.name(c.value)} (authority {c.authority}) over "
                 f"{world.name(best.value)} (authority {best.authority}) for the {c.relation} "
                 f"of {world.name(c.subject)}"
+            )
+    for c in claims:
+        if c.value in named and c.subject not in chain_set:
+            return "wrong_subject", (
+                f"answered {world.name(c.value)}, the {c.relation} of {world.name(c.subject)} "
+                "(off the question's chain)"
             )
     return None
 

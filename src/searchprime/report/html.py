@@ -246,8 +246,9 @@ def _failures_table(report: Report) -> str:
         "three or more times; out of turns = no answer, searching different things; plan error "
         "= answered an intermediate entity of the question's own chain; overshot = searched the "
         "answer itself, then answered past it; near duplicate / low authority = followed the "
-        "distractor entity / the less reliable source; unsupported = the answer is in no search "
-        "result. Repeated searches: the share of searches that resend an earlier query."
+        "distractor entity / the less reliable source; wrong subject = a value a hit stated for "
+        "an entity off the chain; unsupported = the answer is in no search result. "
+        "Repeated searches: the share of searches that resend an earlier query."
     )
     return _section(
         "failures",
