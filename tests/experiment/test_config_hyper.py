@@ -86,10 +86,11 @@ def _effective(value: Any) -> Any:
 def test_every_sft_knob_set_in_the_study_reaches_the_run(tmp_path):
     from searchprime.train.sft import _sft_config
 
+    dirs = {"base": tmp_path / "db", "primed": tmp_path / "dp"}
     for name in SFTHyper.model_fields:
         value = _sample(SFTSection, name, {})
         cfg = ExperimentConfig.model_validate({"sft": {name: value}, "arms": [{"name": "primed"}]})
-        run = sft_run_config(cfg, "primed", tmp_path / "m", tmp_path / "d", tmp_path / "o")
+        run = sft_run_config(cfg, "primed", tmp_path / "m", dirs, tmp_path / "o")
         if name == "trl":
             assert value.items() <= run.trl.items()
         else:
@@ -100,16 +101,24 @@ def test_every_sft_knob_set_in_the_study_reaches_the_run(tmp_path):
             assert _trl_value(args, field) == _effective(value), name
         for key, v in (value if name == "trl" else {}).items():
             assert getattr(args, key) == v
-    # the study's own defaults, and an arm's epochs over the section's
-    cfg = ExperimentConfig.model_validate({"arms": [{"name": "primed", "epochs": 5}]})
-    base = sft_run_config(cfg, "base", "m", tmp_path / "d", tmp_path / "o")
+    # the study's own defaults, and an arm's epochs and learning rate over the section's
+    cfg = ExperimentConfig.model_validate(
+        {"arms": [{"name": "primed", "epochs": 5, "learning_rate": 3e-5}]}
+    )
+    base = sft_run_config(cfg, "base", "m", dirs, tmp_path / "o")
     assert (base.epochs, base.learning_rate, base.batch_size, base.max_length) == (
         2.0,
         1e-4,
         8,
         1536,
     )
-    assert sft_run_config(cfg, "primed", "m", tmp_path / "d", tmp_path / "o").epochs == 5
+    assert base.data == str(dirs["base"])
+    arm = sft_run_config(cfg, "primed", "m", dirs, tmp_path / "o")
+    assert (arm.epochs, arm.learning_rate, arm.data) == (5, 3e-5, str(dirs["primed"]))
+    # mix_base: the arm's own data, then the base model's
+    cfg = ExperimentConfig.model_validate({"arms": [{"name": "primed", "mix_base": True}]})
+    mixed = sft_run_config(cfg, "primed", "m", dirs, tmp_path / "o")
+    assert mixed.data == [str(dirs["primed"]), str(dirs["base"])]
 
 
 def test_every_rl_knob_set_in_the_study_reaches_the_run(tmp_path):

@@ -172,6 +172,40 @@ def test_too_long_samples_are_dropped_not_cut(tiny_model, traj_data, tmp_path) -
         build_trainer(cfg(tiny_model, traj_data, tmp_path, max_length=20))
 
 
+def test_several_data_folders_train_together(tiny_model, traj_data, tmp_path) -> None:
+    import shutil
+
+    from searchprime.train.sft import sft_settings
+
+    twin = tmp_path / "twin"
+    shutil.copytree(traj_data, twin)
+    one_cfg = cfg(tiny_model, traj_data, tmp_path / "a")
+    both_cfg = one_cfg.model_copy(update={"data": [str(traj_data), str(twin)]})
+    one, both = build_trainer(one_cfg), build_trainer(both_cfg)
+    # every segment of each folder, merged within its folder and never across the two
+    assert both.assistant_only and len(both.trainer.train_dataset) == 2 * len(
+        one.trainer.train_dataset
+    )
+    # the fingerprint names both files; one folder's keeps its single digest (old runs resume)
+    single, pair = sft_settings(one_cfg)["data"], sft_settings(both_cfg)["data"]
+    assert isinstance(single, dict) and pair == [single, single]  # same bytes, same digest
+    messages = tmp_path / "messages.jsonl"
+    messages.write_text(
+        json.dumps(
+            {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+        )
+        + "\n"
+    )
+    with pytest.raises(ConfigError, match=r"messages.jsonl holds messages rows but .*train.jsonl"):
+        build_trainer(
+            cfg(tiny_model, traj_data, tmp_path).model_copy(
+                update={"data": [str(traj_data), str(messages)]}
+            )
+        )
+    with pytest.raises(ValidationError, match="empty list"):
+        SFTRunConfig(model="m", data=[], output_dir=str(tmp_path))
+
+
 def test_config_and_data_errors(tiny_model, turn_data, tmp_path) -> None:
     with pytest.raises(ValidationError, match="no_such_field: not a trl.SFTConfig field"):
         cfg(tiny_model, turn_data, tmp_path, no_such_field=1)
@@ -197,11 +231,15 @@ def test_cli_model_and_train(tmp_path, turn_data) -> None:
     assert res.exit_code == 0, res.output
     out = tmp_path / "o"
     args = ["train", "sft", "--model", str(tmp_path / "m"), "--data", str(turn_data)]
+    args += ["--data", str(turn_data / "train.jsonl")]  # --data repeats: trained together
     args += ["--out", str(out), "--max-steps", "2", "--batch-size", "2", "--max-length", "512"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "steps 2" in res.output
     assert (out / "model.safetensors").exists()
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    assert summary["data"].count("train.jsonl") == 2 and " + " in summary["data"]
+    assert summary["samples"] == 2 * len(completions(turn_data))
 
 
 def _cpuinfo_has_native_bf16() -> bool:

@@ -39,7 +39,9 @@ def _as_file_spells(overrides: dict, model: type, config: Path | None) -> dict:
 @train_app.command("sft")
 def sft(
     model: str | None = typer.Option(None, "--model", help="HF folder or hub id."),
-    data: Path | None = typer.Option(None, "--data", help="`prime --format trl` folder or file."),
+    data: list[Path] | None = typer.Option(
+        None, "--data", help="`prime --format trl` folder or file; repeat to train on several."
+    ),
     output_dir: Path | None = typer.Option(None, "--out", help="Output folder."),
     config: Path | None = typer.Option(None, "--config", help="YAML of SFTRunConfig fields."),
     lora: bool = typer.Option(False, "--lora", help="Train a LoRA adapter (merged on save)."),
@@ -79,7 +81,7 @@ def sft(
 
     overrides = {
         "model": model,
-        "data": str(data) if data else None,
+        "data": (str(data[0]) if len(data) == 1 else [str(d) for d in data]) if data else None,
         "output_dir": str(output_dir) if output_dir else None,
         "limit": limit,
         "resume": True if resume else None,

@@ -53,6 +53,14 @@ class ArmSection(_Strict):
         default=None, description="Keep pool B's mix of this task meta field (e.g. 'hops')."
     )
     epochs: float | None = Field(default=None, gt=0, description="Override sft.epochs.")
+    learning_rate: float | None = Field(
+        default=None, gt=0, description="Override sft.learning_rate."
+    )
+    mix_base: bool = Field(
+        default=False,
+        description="Also train on the base model's SFT data (rehearsal: the arm keeps "
+        "practising the base policy while it learns the selection's moves).",
+    )
 
 
 #: An arm's prompt: "handbook" (``eval.prompt`` and the four behaviors) or a prompt style.

@@ -13,16 +13,23 @@ Log = Callable[[str], None]
 
 
 def sft_run_config(
-    cfg: ExperimentConfig, name: str, model: Path | str, data: Path, dest: Path
+    cfg: ExperimentConfig, name: str, model: Path | str, data_dirs: dict[str, Path], dest: Path
 ) -> Any:
     """The :class:`~searchprime.train.sft_config.SFTRunConfig` of model ``name`` (the ``sft``
-    section's knobs as they are; an arm's ``epochs`` where given)."""
+    section's knobs as they are; an arm's ``epochs`` / ``learning_rate`` where given, and
+    the base model's data next to its own with ``mix_base``)."""
     from searchprime.train.sft_config import SFTHyper, SFTRunConfig
 
     knobs = cfg.sft.shared(SFTHyper)
     arm = next((a for a in cfg.arms if a.name == name), None)
-    if arm is not None and arm.epochs is not None:
-        knobs["epochs"] = arm.epochs
+    data: str | list[str] = str(data_dirs[name])
+    if arm is not None:
+        if arm.epochs is not None:
+            knobs["epochs"] = arm.epochs
+        if arm.learning_rate is not None:
+            knobs["learning_rate"] = arm.learning_rate
+        if arm.mix_base:
+            data = [str(data_dirs[name]), str(data_dirs["base"])]
     knobs["trl"] = {
         "save_steps": 50,
         "logging_steps": 1,
@@ -30,7 +37,7 @@ def sft_run_config(
         **({"use_cpu": True} if cfg.eval.device == "cpu" else {}),
         **cfg.sft.trl,
     }
-    return SFTRunConfig(model=str(model), data=str(data), output_dir=str(dest), **knobs)
+    return SFTRunConfig(model=str(model), data=data, output_dir=str(dest), **knobs)
 
 
 def train_models(
@@ -66,7 +73,7 @@ def train_models(
             stage(f"sft {name}") if not (dest / "searchprime_sft.json").exists() else nullcontext()
         ):
             if not (dest / "searchprime_sft.json").exists():
-                summary = run_sft(sft_run_config(cfg, name, init or base, data_dirs[name], dest))
+                summary = run_sft(sft_run_config(cfg, name, init or base, data_dirs, dest))
                 log(
                     f"  {name}: {summary.samples} samples, {summary.steps} steps, loss "
                     f"{summary.first_loss} -> {summary.last_loss}, {summary.tokens_per_s:.0f} tok/s"

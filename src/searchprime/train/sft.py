@@ -45,10 +45,11 @@ from searchprime.train.fingerprint import file_digest, model_digest
 from searchprime.train.resume import ResumePlan, plan_run
 from searchprime.train.sft_config import TRL_DEFAULTS, LoraSettings, SFTRunConfig
 from searchprime.train.sft_data import (
+    data_paths,
+    load_sft_data,
     load_sft_rows,
     merge_turn_rows,
     resolve_data,
-    segment_ids,
 )
 from searchprime.train.sft_summary import SUMMARY_FILE, SFTSummary, whole_run_loss
 from searchprime.train.tracking import tracking
@@ -151,7 +152,7 @@ def build_trainer(cfg: SFTRunConfig, callbacks: list | None = None) -> _Built:
             "model: a GGUF file cannot be trained; `searchprime model init smollm2 DIR` "
             "converts the packaged SmolLM2 to a Hugging Face folder"
         )
-    rows, assistant_only = load_sft_rows(cfg.data, cfg.limit)
+    rows, assistant_only, segments = load_sft_data(cfg.data, cfg.limit)
     try:
         tok = transformers.AutoTokenizer.from_pretrained(cfg.model)
         model = transformers.AutoModelForCausalLM.from_pretrained(cfg.model)
@@ -170,7 +171,7 @@ def build_trainer(cfg: SFTRunConfig, callbacks: list | None = None) -> _Built:
         rows, merged = merge_turn_rows(
             rows,
             lambda msgs: tok.apply_chat_template(msgs, tokenize=False),
-            segment_ids(cfg.data, len(rows)),
+            segments,
             fits,
         )
         assistant_only = merged > 0
@@ -241,6 +242,12 @@ _NOT_RESULT = (
 _LENGTH_KEYS = ("trl.max_steps", "trl.num_train_epochs")
 
 
+def _data_digest(data: str | list[str]) -> dict[str, Any] | list[dict[str, Any]]:
+    """Digest of the training file (a list for several: one folder's runs keep theirs)."""
+    digests = [file_digest(resolve_data(p), full_up_to=2**40) for p in data_paths(data)]
+    return digests[0] if isinstance(data, str) else digests
+
+
 def sft_settings(cfg: SFTRunConfig) -> dict[str, Any]:
     """The fingerprint of what changes a run's result (stored in :data:`SETTINGS_FILE`)."""
     args = _sft_config(cfg, assistant_only=False).to_dict()
@@ -249,7 +256,7 @@ def sft_settings(cfg: SFTRunConfig) -> dict[str, Any]:
     return {
         "version": 1,
         "model": model_digest(cfg.model),
-        "data": file_digest(resolve_data(cfg.data), full_up_to=2**40),
+        "data": _data_digest(cfg.data),
         "limit": cfg.limit,
         "lora": cfg.lora.model_dump() if cfg.lora is not None else None,
         "trl": trl,
@@ -332,7 +339,7 @@ def run_sft(
     summary = SFTSummary(
         output_dir=cfg.output_dir,
         base_model=cfg.model,
-        data=str(resolve_data(cfg.data)),
+        data=" + ".join(str(resolve_data(p)) for p in data_paths(cfg.data)),
         samples=built.samples,
         dropped_too_long=built.dropped_too_long,
         assistant_only_loss=built.assistant_only,

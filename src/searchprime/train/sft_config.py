@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from searchprime.train.hyper import Hyper, knob
 
@@ -72,7 +72,10 @@ class SFTRunConfig(SFTHyper):
     """One SFT run: what to train, on what, where; ``trl`` passes SFTConfig fields through."""
 
     model: str = Field(description="HF folder or hub id of the model to fine-tune.")
-    data: str = Field(description="A `prime --format trl` folder, or its train.jsonl.")
+    data: str | list[str] = Field(
+        description="A `prime --format trl` folder, or its train.jsonl; a list trains on "
+        "several together (e.g. the priming data mixed with the base model's)."
+    )
     output_dir: str = Field(description="Output folder: final HF model + checkpoint-*/ folders.")
     lora: LoraSettings | None = Field(default=None, description="LoRA instead of full FT.")
     resume: Literal["auto"] | bool | str = Field(
@@ -85,3 +88,10 @@ class SFTRunConfig(SFTHyper):
         default=False, description="Delete output_dir's checkpoints and records and start over."
     )
     limit: int | None = Field(default=None, ge=1, description="Use only the first N samples.")
+
+    @field_validator("data")
+    @classmethod
+    def _some_data(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, list) and not v:
+            raise ValueError("an empty list names no data")
+        return v

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from searchprime.errors import ConfigError, RecordError
 from searchprime.records import iter_json_lines
 
-__all__ = ["load_sft_rows", "merge_turn_rows", "resolve_data", "segment_ids"]
+__all__ = [
+    "data_paths",
+    "load_sft_data",
+    "load_sft_rows",
+    "merge_turn_rows",
+    "resolve_data",
+    "segment_ids",
+]
+
+
+def data_paths(data: str | Sequence[str]) -> list[str]:
+    """The data folders (or files) of an SFT run's ``data``: one, or several trained together."""
+    return [data] if isinstance(data, str) else [str(p) for p in data]
 
 
 def resolve_data(path: str) -> Path:
@@ -65,6 +77,35 @@ def load_sft_rows(path: str | Path, limit: int | None = None) -> tuple[list[dict
     if not rows:
         raise ConfigError(f"data: {p} holds no samples")
     return rows, assistant_only
+
+
+def load_sft_data(
+    data: str | Sequence[str], limit: int | None = None
+) -> tuple[list[dict], bool, list[str | None]]:
+    """Rows of one or several data folders, in order: (rows, needs assistant-only loss, each
+    row's segment). Segments are prefixed by their folder's position, so rows of two folders
+    never chain; folders of the two row layouts cannot train together."""
+    rows: list[dict] = []
+    segments: list[str | None] = []
+    assistant_only = False
+    first: tuple[Path, str] | None = None
+    for i, path in enumerate(data_paths(data)):
+        left = None if limit is None else limit - len(rows)
+        if left == 0:
+            break
+        part, needs = load_sft_rows(path, left)
+        layout = "messages" if "messages" in part[0] else "prompt-completion"
+        if first is None:
+            first = (resolve_data(path), layout)
+        elif layout != first[1]:
+            raise ConfigError(
+                f"data: {resolve_data(path)} holds {layout} rows but {first[0]} holds "
+                f"{first[1]} rows; export both with the same `prime --format`"
+            )
+        rows += part
+        assistant_only = assistant_only or needs
+        segments += [None if s is None else f"{i}:{s}" for s in segment_ids(path, len(part))]
+    return rows, assistant_only, segments
 
 
 def segment_ids(path: str | Path, n: int) -> list[str | None]:
