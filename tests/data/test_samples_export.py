@@ -14,7 +14,7 @@ from searchprime.data.prime import prime
 from searchprime.data.samples import build_samples, trajectory_samples, turn_samples
 from searchprime.data.select import SelectionConfig
 from searchprime.errors import RecordError
-from searchprime.records import write_jsonl
+from searchprime.records import Task, write_jsonl
 
 STEPS = [
     ("search", "a"),
@@ -121,7 +121,15 @@ def test_verl_parquet(tmp_path) -> None:
     table = pq.read_table(tmp_path / "train.parquet")
     assert facts["rows"] == table.num_rows == 2
     rows = table.to_pylist()
-    assert set(rows[0]) == {"data_source", "prompt", "ability", "reward_model", "extra_info"}
+    # the layout of `train rl --export-verl`'s rows: the bundle's agent loop takes these too
+    from searchprime.rl.verl.rows import AGENT_NAME, task_rows
+
+    assert set(rows[0]) == {"data_source", "prompt", "ability", "reward_model", "extra_info"} | {
+        "agent_name"
+    }
+    ours = task_rows([Task(id="t2", question="q?", answers=["Rome"])], split="train")[0]
+    assert set(rows[1]) == set(ours) and set(rows[1]["extra_info"]) == set(ours["extra_info"])
+    assert rows[1]["agent_name"] == AGENT_NAME and rows[1]["extra_info"]["answers"] == ["Rome"]
     assert rows[1]["reward_model"] == {"style": "rule", "ground_truth": {"target": ["Rome"]}}
     assert [m["role"] for m in rows[0]["prompt"]] == ["system", "user"]
     assert rows[1]["extra_info"]["task_id"] == "t2" and rows[1]["extra_info"]["index"] == 1

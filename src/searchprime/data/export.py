@@ -222,7 +222,10 @@ def export_llamafactory(
 def verl_rows(
     trajs: Iterable[Trajectory], *, split: str = "train", ability: str = "fact-reasoning"
 ) -> list[dict[str, Any]]:
-    """One verl RL row per task (first trajectory of each task gives the start prompt)."""
+    """One verl RL row per task (first trajectory of each task gives the start prompt), in
+    the layout of ``train rl --export-verl``'s rows, so the bundle's agent loop takes them."""
+    from searchprime.rl.verl.rows import AGENT_NAME
+
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for t in trajs:
@@ -242,7 +245,9 @@ def verl_rows(
                     "index": len(rows),
                     "task_id": t.task_id,
                     "question": t.question,
+                    "answers": list(t.answers),
                 },
+                "agent_name": AGENT_NAME,
             }
         )
     return rows
