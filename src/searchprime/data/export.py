@@ -43,6 +43,7 @@ from searchprime.errors import ConfigError
 from searchprime.records import Message, Trajectory, atomic_write_text
 
 __all__ = [
+    "VERL_AGENT_NAME",
     "FORMATS",
     "TRL_LOSS_SETTINGS",
     "export_llamafactory",
@@ -218,14 +219,16 @@ def export_llamafactory(
 
 # --------------------------------------------------------------------------- verl
 
+#: The agent-loop name of verl rows: the bundle's ``agent_loop.yaml`` registers our loop under it
+#: (``rl.verl`` reads it from here, so ``prime --format verl`` rows and the bundle's agree).
+VERL_AGENT_NAME = "searchprime_agent"
+
 
 def verl_rows(
     trajs: Iterable[Trajectory], *, split: str = "train", ability: str = "fact-reasoning"
 ) -> list[dict[str, Any]]:
     """One verl RL row per task (first trajectory of each task gives the start prompt), in
     the layout of ``train rl --export-verl``'s rows, so the bundle's agent loop takes them."""
-    from searchprime.rl.verl.rows import AGENT_NAME
-
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for t in trajs:
@@ -247,7 +250,7 @@ def verl_rows(
                     "question": t.question,
                     "answers": list(t.answers),
                 },
-                "agent_name": AGENT_NAME,
+                "agent_name": VERL_AGENT_NAME,
             }
         )
     return rows

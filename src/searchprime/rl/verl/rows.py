@@ -21,13 +21,15 @@ import random
 from typing import Any
 
 from searchprime.agent import prompts
+from searchprime.data.export import VERL_AGENT_NAME
 from searchprime.eval.metrics import ANSWER_SPLIT
 from searchprime.records import Task
 
 __all__ = ["AGENT_NAME", "holdout", "task_rows"]
 
-#: The name the bundle's agent_loop.yaml registers our agent loop under.
-AGENT_NAME = "searchprime_agent"
+#: The name the bundle's agent_loop.yaml registers our agent loop under (one name for the
+#: bundle's rows and ``prime --format verl``'s).
+AGENT_NAME = VERL_AGENT_NAME
 
 
 def _row_ours(task: Task, index: int, split: str, system: str) -> dict[str, Any]:
