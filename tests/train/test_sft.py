@@ -187,6 +187,24 @@ def test_several_data_folders_train_together(tiny_model, traj_data, tmp_path) ->
         one.trainer.train_dataset
     )
     # the fingerprint names both files; one folder's keeps its single digest (old runs resume)
+    # a folder of whole trajectories (already assistant-only) does not stop the other's merge
+    whole = tmp_path / "whole.jsonl"
+    turn = lambda role, text: {"role": role, "content": text}  # noqa: E731
+    whole.write_text(
+        json.dumps(
+            {
+                "prompt": [turn("system", "rules"), turn("user", "Question: q?")],
+                "completion": [
+                    turn("assistant", "<search>q</search>"),
+                    turn("user", "<information>x</information>"),
+                    turn("assistant", "<answer>x</answer>"),
+                ],
+            }
+        )
+        + "\n"
+    )
+    mixed = build_trainer(one_cfg.model_copy(update={"data": [str(whole), str(traj_data)]}))
+    assert len(mixed.trainer.train_dataset) == 1 + len(one.trainer.train_dataset)
     single, pair = sft_settings(one_cfg)["data"], sft_settings(both_cfg)["data"]
     assert isinstance(single, dict) and pair == [single, single]  # same bytes, same digest
     messages = tmp_path / "messages.jsonl"

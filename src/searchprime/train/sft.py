@@ -158,9 +158,10 @@ def build_trainer(cfg: SFTRunConfig, callbacks: list | None = None) -> _Built:
         model = transformers.AutoModelForCausalLM.from_pretrained(cfg.model)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"model: cannot load {cfg.model!r}: {exc}") from None
-    if not assistant_only and tok.chat_template:
+    if "prompt" in rows[0] and tok.chat_template:
         # one-turn export rows -> whole segments with assistant-only loss: the same loss on
-        # templates that keep every turn, at about a quarter of the tokens
+        # templates that keep every turn, at about a quarter of the tokens (also when another
+        # data folder holds whole trajectories already)
         limit = _sft_config(cfg, assistant_only=False).max_length
 
         def fits(row: dict) -> bool:
@@ -174,7 +175,7 @@ def build_trainer(cfg: SFTRunConfig, callbacks: list | None = None) -> _Built:
             segments,
             fits,
         )
-        assistant_only = merged > 0
+        assistant_only = assistant_only or merged > 0
     args = _sft_config(cfg, assistant_only)
     if assistant_only:
         from searchprime.train.models import ensure_generation_template
