@@ -34,6 +34,11 @@ def resolve_data(path: str) -> Path:
     return p
 
 
+def _layout(row: dict) -> str:
+    """``messages`` or ``prompt-completion``: the two row layouts SFT reads."""
+    return "messages" if "messages" in row else "prompt-completion"
+
+
 def _check_messages(path: Path, line: int, field: str, value: Any) -> None:
     if not isinstance(value, list) or not value:
         raise RecordError(path, line, field, "expected a non-empty list of messages")
@@ -53,7 +58,7 @@ def load_sft_rows(path: str | Path, limit: int | None = None) -> tuple[list[dict
     for line, obj in iter_json_lines(p):
         if not obj:
             continue
-        this = "messages" if "messages" in obj else "prompt-completion"
+        this = _layout(obj)
         if layout is None:
             layout = this
         elif this != layout:
@@ -94,7 +99,7 @@ def load_sft_data(
         if left == 0:
             break
         part, needs = load_sft_rows(path, left)
-        layout = "messages" if "messages" in part[0] else "prompt-completion"
+        layout = _layout(part[0])  # load_sft_rows refuses a folder of mixed layouts
         if first is None:
             first = (resolve_data(path), layout)
         elif layout != first[1]:
