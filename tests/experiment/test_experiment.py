@@ -188,6 +188,53 @@ def test_eval_fields_that_shape_a_stage_are_checked_on_resume(
         assert f"remove {tmp_path / 'eval'}" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("update", "run_started", "refused"),
+    [
+        ({"only": ["base"]}, True, None),  # which models run, not how: free at any time
+        ({"rl": {"start_from": ["base"], "learning_rate": 1e-5}}, False, None),  # no RL run yet
+        ({"rl": {"start_from": ["base"], "learning_rate": 1e-5}}, True, "other settings (rl)"),
+        ({"rl": None}, True, "other settings (rl)"),
+    ],
+)
+def test_rl_may_change_until_an_rl_run_starts(tmp_path, update, run_started, refused):
+    """A long study settles its RL while the SFT runs; a started RL run pins the section."""
+    from searchprime.errors import ResumeError
+
+    base = {
+        "world": {"entities": 100, "tasks": 50},
+        "teachers": {"base_pool": 40, "prime_pool": 40},
+        "rl": {"start_from": ["base"]},
+    }
+    cfg = ExperimentConfig.model_validate(base)
+    (tmp_path / "experiment.json").write_text(cfg.model_dump_json(indent=2) + "\n")
+    (tmp_path / "rl").mkdir()
+    (tmp_path / "rl" / "tasks.jsonl").write_text("")  # the tasks file alone is no started run
+    if run_started:
+        (tmp_path / "rl" / "base+rl").mkdir()
+    other = ExperimentConfig.model_validate({**base, **update})
+    if refused is None:  # past the guard: the pools check is the next refusal
+        with pytest.raises(ConfigError, match="exceeds the"):
+            run_experiment(other, tmp_path, log=lambda _m: None)
+        return
+    with pytest.raises(ResumeError) as info:
+        run_experiment(other, tmp_path, log=lambda _m: None)
+    assert refused in str(info.value) and not (tmp_path / "world").exists()
+
+
+def test_rl_tasks_follow_a_changed_rl_tasks(tmp_path):
+    from searchprime.experiment.rl_stage import rl_tasks
+
+    train = [Task(id=f"t{i}", question=f"q{i}", answers=["a"]) for i in range(12)]
+    cfg = ExperimentConfig.model_validate(
+        {"teachers": {"base_pool": 4, "prime_pool": 4}, "rl": {"tasks": 3}}
+    )
+    path = rl_tasks(cfg, train, tmp_path)
+    assert [t.id for t in read_jsonl(path, Task)] == ["t8", "t9", "t10"]
+    more = cfg.model_copy(update={"rl": cfg.rl.model_copy(update={"tasks": 4})})
+    assert [t.id for t in read_jsonl(rl_tasks(more, train, tmp_path), Task)][-1] == "t11"
+
+
 def test_pools_larger_than_the_train_split_are_refused(tmp_path):
     cfg = ExperimentConfig.model_validate(
         {"world": {"entities": 100, "tasks": 50}, "teachers": {"base_pool": 40, "prime_pool": 40}}

@@ -9,7 +9,7 @@ from typing import Any
 
 from searchprime.errors import ConfigError
 from searchprime.experiment.config import ExperimentConfig, RLRun
-from searchprime.records import Task, write_jsonl
+from searchprime.records import Task, read_jsonl, write_jsonl
 
 Log = Callable[[str], None]
 
@@ -22,7 +22,9 @@ def _num(x: float | None) -> str:
 
 
 def rl_tasks(cfg: ExperimentConfig, train: list[Task], out: Path) -> Path | None:
-    """Write the RL tasks (the train tasks after both teacher pools) once; None without RL."""
+    """Write the RL tasks (the train tasks after both teacher pools); None without RL.
+
+    Rewritten only when ``rl.tasks`` changed, which the study allows before any RL run."""
     if cfg.rl is None:
         return None
     first = cfg.teachers.base_pool + cfg.teachers.prime_pool
@@ -34,8 +36,9 @@ def rl_tasks(cfg: ExperimentConfig, train: list[Task], out: Path) -> Path | None
             "rl.tasks"
         )
     path = out / "rl" / "tasks.jsonl"
-    if not path.exists():
-        write_jsonl(path, train[first:need])
+    tasks = train[first:need]
+    if not path.exists() or [t.id for t in read_jsonl(path, Task)] != [t.id for t in tasks]:
+        write_jsonl(path, tasks)
     return path
 
 

@@ -26,6 +26,16 @@ from searchprime.records import atomic_write_text
 __all__ = ["run_experiment"]
 
 
+#: Top-level settings that choose which models a run makes, not how any stage makes them.
+_CHOOSERS = ("only", "seed_models")
+
+
+def _rl_started(out: Path) -> bool:
+    """Whether any RL run has a folder under ``out/rl`` (the RL tasks file is not a run)."""
+    rl = out / "rl"
+    return rl.is_dir() and any(p.is_dir() for p in rl.iterdir())
+
+
 def _check_same_settings(cfg: ExperimentConfig, saved: Path) -> None:
     """Stages are cached by their files: resuming with other settings would mix two studies.
 
@@ -33,7 +43,9 @@ def _check_same_settings(cfg: ExperimentConfig, saved: Path) -> None:
     change while nothing was evaluated yet, and those that only shape the summary (CIs,
     entropy, sampling counts, batch sizes, threads) at any time. ``eval`` fields that shape
     the teachers, SFT or RL (:data:`~searchprime.experiment.config.EVAL_SHAPES_TRAINING`) are
-    checked like any other section.
+    checked like any other section. The ``rl`` section may change while no RL run has
+    started (a long study's RL can be settled while its SFT runs), and ``only`` /
+    ``seed_models`` at any time: they choose which models run, not how.
     """
     if not saved.exists():
         return
@@ -55,7 +67,10 @@ def _check_same_settings(cfg: ExperimentConfig, saved: Path) -> None:
     def changed(fields: tuple[str, ...]) -> list[str]:
         return [f"eval.{f}" for f in fields if old_eval.get(f) != new_eval.get(f)]
 
-    diff = sorted(k for k in set(old) | set(new) if k != "eval" and old.get(k) != new.get(k))
+    free = {"eval", *_CHOOSERS}
+    if not _rl_started(saved.parent):
+        free.add("rl")
+    diff = sorted(k for k in set(old) | set(new) if k not in free and old.get(k) != new.get(k))
     diff += changed(EVAL_SHAPES_TRAINING)
     if diff:
         raise ResumeError(
