@@ -74,7 +74,8 @@ def test_the_arms_parse_into_models_runs_and_claims(tmp_path):
 def test_bonus_rl_adds_a_small_behavior_reward_and_prompted_rl_prompts_only_during_rl(tmp_path):
     cfg = _load(tmp_path, ARMS)
     bonus = _run(cfg, "bonus-rl", tmp_path)
-    assert bonus.rewards == {"em": 1.0, "behavior": 0.1}
+    assert bonus.rewards == {"em": 1.0, "answered": 0.2, "behavior": 0.1}
+    assert study.rl.rewards == {"em": 1.0, "answered": 0.2} and study.rl.prefilter is None
     assert _run(cfg, "direct-rl", tmp_path).rewards == {"em": 1.0}
     prompted = _run(cfg, "prompted-rl", tmp_path)
     assert prompted.episode.prompt == "compact+handbook"
@@ -107,7 +108,8 @@ def test_the_shorthand_and_the_existing_files_keep_their_meaning(tmp_path):
     assert {a.n for a in study.arms} == {60} and len(study.arms) == 4
     assert len(claim_pairs(study)) == 6 and study.prompt_arms[0].prompt == "handbook"
     bonus = next(r for r in study.rl.plan() if r.name == "bonus-rl")
-    assert bonus.rewards == {"em": 1.0, "behavior": 0.1}
+    assert bonus.rewards == {"em": 1.0, "answered": 0.2, "behavior": 0.1}
+    assert study.rl.rewards == {"em": 1.0, "answered": 0.2} and study.rl.prefilter is None
 
 
 @pytest.mark.parametrize(
