@@ -74,8 +74,7 @@ def test_the_arms_parse_into_models_runs_and_claims(tmp_path):
 def test_bonus_rl_adds_a_small_behavior_reward_and_prompted_rl_prompts_only_during_rl(tmp_path):
     cfg = _load(tmp_path, ARMS)
     bonus = _run(cfg, "bonus-rl", tmp_path)
-    assert bonus.rewards == {"em": 1.0, "answered": 0.2, "behavior": 0.1}
-    assert study.rl.rewards == {"em": 1.0, "answered": 0.2} and study.rl.prefilter is None
+    assert bonus.rewards == {"em": 1.0, "behavior": 0.1}
     assert _run(cfg, "direct-rl", tmp_path).rewards == {"em": 1.0}
     prompted = _run(cfg, "prompted-rl", tmp_path)
     assert prompted.episode.prompt == "compact+handbook"

@@ -176,3 +176,41 @@ def test_prefilter_keeps_tasks_with_mixed_outcomes(toy, toy_policy, tmp_path):
         tmp_path / "prefilter.json",
     )
     assert [t.id for t in again] == [t.id for t in kept]
+    # keep: varied reads the cached rewards; with a 0/1 reward it keeps the same tasks
+    assert all(len(v) == 4 for v in card["rewards"].values())
+    varied, card2 = prefilter_tasks(
+        tasks,
+        None,
+        PrefilterSettings(samples=4, keep="varied"),
+        {"toy_searched": 1.0},
+        tmp_path / "prefilter.json",
+    )
+    assert [t.id for t in varied] == [t.id for t in kept] and card2["keep"] == "varied"
+
+
+def test_prefilter_varied_keeps_tasks_a_shaping_reward_hides(tmp_path):
+    """Next to a shaping reward every episode 'passes'; the rewards still differ."""
+    from searchprime.rl.config import PrefilterSettings
+    from searchprime.rl.prefilter import prefilter_tasks
+
+    tasks = [Task(id=f"t{i}", question="q?", answers=["a"]) for i in range(3)]
+    rewards = {"t0": [1.2, 0.2, 0.2, 0.2], "t1": [0.2] * 4, "t2": [1.2] * 4}
+    card = {
+        "samples": 4,
+        "low": 0.0,
+        "high": 1.0,
+        "rewards": rewards,
+        "pass_rate": {k: 1.0 for k in rewards},
+    }
+    cache = tmp_path / "prefilter.json"
+    cache.write_text(json.dumps(card))
+    kept, out = prefilter_tasks(tasks, None, PrefilterSettings(keep="varied"), {}, cache)
+    assert [t.id for t in kept] == ["t0"] and out["kept"] == 1
+    with pytest.raises(ConfigError, match=r"kept none of 3 tasks \(pass rate strictly"):
+        prefilter_tasks(tasks, None, PrefilterSettings(), {}, cache)
+    # a card without rewards (older runs) still serves pass_rate
+    del card["rewards"]
+    card["pass_rate"]["t1"] = 0.5
+    cache.write_text(json.dumps(card))
+    kept, _ = prefilter_tasks(tasks, None, PrefilterSettings(), {}, cache)
+    assert [t.id for t in kept] == ["t1"]

@@ -117,6 +117,13 @@ class PrefilterSettings(_Strict):
     samples: int = Field(
         default=4, ge=2, description="Episodes per task to estimate its pass rate."
     )
+    keep: Literal["pass_rate", "varied"] = Field(
+        default="pass_rate",
+        description="'pass_rate': keep tasks whose pass rate (share of episodes with a positive "
+        "weighted reward) lies in (low, high); 'varied': keep tasks whose sampled rewards "
+        "differ, the GRPO criterion, which also works next to shaping rewards such as "
+        "'answered' (low/high unused).",
+    )
     low: float = Field(default=0.0, ge=0, lt=1, description="Keep pass rate > low ...")
     high: float = Field(default=1.0, gt=0, le=1, description="... and < high.")
     max_tasks: int | None = Field(default=None, ge=1, description="Tasks to sample at most.")
