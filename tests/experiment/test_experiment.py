@@ -279,6 +279,47 @@ def test_study_yaml_is_valid_and_llamacpp_on_cuda_is_refused():
     assert gpu.eval.backend == "hf"
 
 
+def test_the_gpu_study_is_the_papers_recipe(tmp_path):
+    """bench/study_gpu.yaml: every RL run is G = 8 x 32 questions a step at lr 1e-6 and KL
+    0.001, sampled by a vLLM server in TRL's server mode; three seeds of the headline pair."""
+    from searchprime.experiment.rl_stage import rl_run_config
+    from searchprime.rl.grpo import grpo_config
+    from tests.conftest import REPO
+
+    cfg = load_config(ExperimentConfig, REPO / "bench" / "study_gpu.yaml")
+    assert cfg.seeds == [0, 1, 2] and cfg.seed_models == ["direct-rl", "behavior-rl"]
+    assert (cfg.eval.device, cfg.eval.backend, cfg.eval.samples) == ("cuda", "hf", 8)
+    train = cfg.world.tasks * 0.8  # the world's train split
+    assert cfg.teachers.base_pool + cfg.teachers.prime_pool + cfg.rl.tasks <= train
+    assert {a.n for a in cfg.arms} == {100} and len(cfg.rl.plan()) == 7
+    for run in cfg.rl.plan():
+        rc = rl_run_config(
+            cfg,
+            tmp_path / "m",
+            tmp_path / run.folder,
+            tasks=tmp_path / "t",
+            index_dir=tmp_path / "i",
+            run=run,
+        )
+        args = grpo_config(rc)
+        assert rc.sampler.kind == "vllm" and args.use_vllm and args.vllm_mode == "server"
+        assert args.num_generations == 8 and rc.episodes_per_step() == 32 * 8
+        per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
+        assert per_step == 256 and args.learning_rate == 1e-6 and args.beta == 0.001
+        assert args.vllm_server_base_url == "http://127.0.0.1:8010"
+    from searchprime.experiment.sft_stage import sft_run_config
+    from searchprime.train.sft import _sft_config
+
+    dirs = {"behavior": tmp_path / "d", "base": tmp_path / "b"}
+    sft = _sft_config(sft_run_config(cfg, "behavior", "m", dirs, tmp_path / "o"), True)
+    assert sft.bf16 and sft.activation_checkpointing and sft.per_device_train_batch_size == 4
+    # TRL's default vllm_mode (colocate) has no server for the agent loop to call
+    with pytest.raises(ConfigError, match=r"rl.sampler: 'vllm' .* 'colocate' has none"):
+        load_config(
+            ExperimentConfig, REPO / "bench" / "study_gpu.yaml", {"rl.trl.vllm_mode": "colocate"}
+        )
+
+
 def test_a_second_study_on_the_same_folder_is_refused(tmp_path):
     from searchprime.records.lock import LockHeldError, OutputLock
 

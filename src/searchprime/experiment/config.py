@@ -306,10 +306,12 @@ class RLSection(RLHyper):
     max_tokens: int | None = Field(
         default=None, ge=16, description="Most sampled tokens per turn (None: eval.max_tokens)."
     )
-    sampler: Literal["hf", "llamacpp"] = Field(
+    sampler: Literal["hf", "llamacpp", "vllm"] = Field(
         default="hf",
         description="'hf': the trainer's model decodes (any model); 'llamacpp': a llama.cpp "
-        "server given the new weights every step (Llama-architecture models, CPU).",
+        "server given the new weights every step (Llama-architecture models, CPU); 'vllm': "
+        "a `trl vllm-serve` server (GPUs; rl.trl.vllm_server_base_url), to which TRL pushes "
+        "each run's weights before its first rollout and after every step.",
     )
 
     @field_validator("start_from")
@@ -328,6 +330,11 @@ class RLSection(RLHyper):
     def _one_way_to_name_runs(self) -> RLSection:
         if self.start_from is not None and self.runs is not None:
             raise ValueError("give rl.start_from (the shorthand) or rl.runs, not both")
+        if self.sampler == "vllm" and self.trl.get("vllm_mode", "server") != "server":
+            raise ValueError(
+                "rl.sampler: 'vllm' calls a `trl vllm-serve` server turn by turn; "
+                f"rl.trl.vllm_mode {self.trl['vllm_mode']!r} has none (use server, or sampler hf)"
+            )
         return self
 
     def plan(self) -> list[RLRun]:
