@@ -96,6 +96,11 @@ def test_study_runs_and_resumes(tmp_path):
     for c in report["comparisons"]:
         assert c["n"] == 4 and c["ci95"][0] <= c["delta"] <= c["ci95"][1]
 
+    # the stage ledger says where each stage ran
+    ledger = {r["stage"]: r for r in report["stages"]}
+    assert ledger["sft base"]["done"] and ledger["sft base"]["passes"] == 1
+    assert ledger["rl base"]["seconds"] > 0 and len(ledger["rl base"]["hosts"]) == 1
+
     # a rerun finds every stage done and trains nothing
     logs.clear()
     again = run_experiment(cfg, out, log=logs.append)

@@ -35,7 +35,8 @@ def _load(tmp_path: Path, rl: str) -> ExperimentConfig:
         ("{tasks_per_step: 3, num_generations: 2, micro_batch: 4}", r"micro_batch: 4 does not"),
         ("{rewards: {emm: 1.0}}", r"rl.rewards: .*unknown reward 'emm'"),
         ("{rewards: {judge: 1.0}}", r"rl.rewards: .*judge"),
-        ("{sampler: vllm}", r"rl.sampler"),
+        ("{sampler: sglang}", r"rl.sampler"),
+        ("{sampler: vllm, trl: {vllm_mode: colocate}}", r"'colocate' has none"),
     ],
 )
 def test_bad_rl_settings_are_refused_when_the_yaml_loads(tmp_path, rl, problem):

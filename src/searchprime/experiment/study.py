@@ -28,6 +28,7 @@ from searchprime.experiment.analysis import (
 )
 from searchprime.experiment.claims import claims
 from searchprime.experiment.config import ExperimentConfig
+from searchprime.experiment.ledger import StageLedger
 from searchprime.experiment.policy import eval_agent_config, open_policy, sampling_agent_config
 from searchprime.experiment.rl_stage import RL_REPORT_FIELDS, _num, rl_tasks, train_rl
 from searchprime.experiment.sft_stage import train_models
@@ -120,20 +121,28 @@ class Study:
     search: Any = None
     #: the RL task file (None: the study has no RL)
     rl_file: Path | None = None
+    ledger: StageLedger = field(init=False)
     _started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:
         self.world_dir = self.out / "world"
         self.index_dir = self.world_dir / "index"
         self.report = {"name": self.cfg.name, "selection": {}, "arms": {}}
+        self.ledger = StageLedger(self.out)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Time a stage and log its start and end."""
+        """Time a stage, log its start and end, and note both in the stage ledger."""
         t0 = time.perf_counter()
         self.log(f"stage {name} ...")
-        yield
+        self.ledger.record(name, "start")
+        try:
+            yield
+        except BaseException:
+            self.ledger.record(name, "failed", time.perf_counter() - t0)
+            raise
         self.seconds[name] = round(time.perf_counter() - t0, 1)
+        self.ledger.record(name, "done", self.seconds[name])
         self.log(f"stage {name} done in {self.seconds[name]:.0f}s")
 
     # -- world and index ------------------------------------------------------------------
@@ -402,6 +411,8 @@ class Study:
 
         total = round(time.perf_counter() - self._started, 1)
         self.report["seconds"] = {**self.seconds, "total": total}
+        # this run's stage times above; here every run's, and where each stage ran
+        self.report["stages"] = self.ledger.summary()
         atomic_write_text(self.out / "report.json", json.dumps(self.report, indent=2) + "\n")
         self.log(f"report -> {write_report(self.out)}")
         return self.report

@@ -1,0 +1,111 @@
+"""Where each stage of a study ran: ``<out>/stages.jsonl``, one line per stage start and end.
+
+A long study spans several processes and machines through its cache; the report's stage times
+cover only the last run. The ledger keeps every run's: the stage, ``start`` / ``done`` /
+``failed`` (a ``start`` with nothing after it is a run that was killed), the time, the host,
+its CPU count and load, and the code's commit, so a result can say which stages ran where.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from searchprime.records import iter_json_lines, repair_tail
+
+__all__ = ["LEDGER_FILE", "StageLedger", "code_commit"]
+
+LEDGER_FILE = "stages.jsonl"
+
+
+@cache
+def code_commit() -> str | None:
+    """The git commit of the searchprime source in use (None outside a git checkout)."""
+    src = Path(__file__).resolve().parent
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=src,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+class StageLedger:
+    """Appends a line per stage event to ``<out>/stages.jsonl`` (flushed at once: a kill loses
+    nothing written before it)."""
+
+    def __init__(self, out: Path):
+        self.path = out / LEDGER_FILE
+        if self.path.exists():  # a line cut by a kill would glue onto the next one
+            repair_tail(self.path)
+
+    def record(
+        self,
+        stage: str,
+        event: Literal["start", "done", "failed"],
+        seconds: float | None = None,
+    ) -> None:
+        row: dict[str, Any] = {
+            "stage": stage,
+            "event": event,
+            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        if seconds is not None:
+            row["seconds"] = round(seconds, 1)
+        row.update(
+            host=platform.node(),
+            cpus=os.cpu_count(),
+            loadavg=[round(x, 2) for x in os.getloadavg()],
+            commit=code_commit(),
+            pid=os.getpid(),
+        )
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per stage, in first-start order, over every run: finished or not, the seconds spent
+        (finished and failed passes; a killed pass left no time), the passes, hosts, commits,
+        and when it first started and last ended."""
+        if not self.path.exists():
+            return []
+        rows: dict[str, dict[str, Any]] = {}
+        for _, ev in iter_json_lines(self.path):
+            name = ev.get("stage")
+            if not isinstance(name, str):
+                continue
+            row = rows.setdefault(
+                name,
+                {
+                    "stage": name,
+                    "done": False,
+                    "seconds": 0.0,
+                    "passes": 0,
+                    "hosts": [],
+                    "commits": [],
+                    "first_start": ev.get("at"),
+                    "last_end": None,
+                },
+            )
+            if ev.get("event") == "start":
+                row["passes"] += 1
+                for key, value in (("hosts", ev.get("host")), ("commits", ev.get("commit"))):
+                    if value is not None and value not in row[key]:
+                        row[key].append(value)
+            else:
+                row["seconds"] = round(row["seconds"] + float(ev.get("seconds") or 0.0), 1)
+                row["last_end"] = ev.get("at")
+                row["done"] = row["done"] or ev.get("event") == "done"
+        return list(rows.values())
