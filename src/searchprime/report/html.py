@@ -301,6 +301,33 @@ def _rl_table(report: Report) -> str:
     )
 
 
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def _stages_table(report: Report) -> str:
+    """Where each stage ran, over every run of a study that spanned several."""
+    if not report.stages:
+        return ""
+    rows = [
+        f"<tr><td>{_e(r.stage)}</td><td>{'done' if r.done else 'unfinished'}</td>"
+        f"<td>{_duration(r.seconds)}</td><td>{r.passes}</td><td>{_e(', '.join(r.hosts))}</td>"
+        f"<td>{_e(', '.join(r.commits))}</td><td>{_e(r.first_start or '-')}</td>"
+        f"<td>{_e(r.last_end or '-')}</td></tr>"
+        for r in report.stages
+    ]
+    total = sum(r.seconds for r in report.stages)
+    return _section(
+        "stages",
+        f"Where it ran ({_duration(total)} of stage time over every run)",
+        "stages-table",
+        "<th>stage</th><th>state</th><th>time</th><th>passes</th><th>hosts</th><th>commits</th>"
+        "<th>first start (UTC)</th><th>last end (UTC)</th>",
+        rows,
+    )
+
+
 # -- page --------------------------------------------------------------------------------------
 
 
@@ -379,6 +406,7 @@ def render_html(report: Report) -> str:
 {_annotators_table(report)}
 {_failures_table(report)}
 <section id="plots"><h2>Plots</h2>{_plots(report)}</section>
+{_stages_table(report)}
 {_VIEWER}
 </main>
 <footer>searchprime · self-contained report: nothing is loaded from the network.</footer>

@@ -26,7 +26,7 @@ from searchprime.records import (
     validation_to_record_error,
 )
 from searchprime.report.model import ArmSummary, Report, Value
-from searchprime.report.parse import parse_arm, parse_claims, parse_comparisons
+from searchprime.report.parse import parse_arm, parse_claims, parse_comparisons, parse_stages
 from searchprime.report.trajview import traj_view
 
 __all__ = ["load_files", "load_report", "load_run", "summarize_trajectories"]
@@ -155,6 +155,7 @@ def load_run(run_dir: str | Path, *, trajectories: bool = True) -> Report:
         comparisons=parse_comparisons(data.get("comparisons")),
         claims=parse_claims(data.get("claims")),
         seconds=_seconds(data),
+        stages=parse_stages(data.get("stages")),
     )
     for steps in sorted(run.glob(f"rl/*/{STEPS_FILE}")):
         _add_steps(report, steps)
@@ -194,6 +195,7 @@ def load_files(
         comparisons=parse_comparisons(data.get("comparisons")),
         claims=parse_claims(data.get("claims")),
         seconds=_seconds(data),
+        stages=parse_stages(data.get("stages")),
     )
     trajs_by_model: dict[str, list[Trajectory]] = {}
     for p in paths:

@@ -125,6 +125,19 @@ class ClaimResult(BaseModel):
     n: int | None = None
 
 
+class StageRun(BaseModel):
+    """Where one stage of a study ran, over every run (experiment's ``stages`` ledger)."""
+
+    stage: str
+    done: bool = False
+    seconds: float = Field(default=0.0, description="Finished and failed passes, summed.")
+    passes: int = Field(default=0, description="Times it started (a kill leaves no time).")
+    hosts: list[str] = Field(default_factory=list)
+    commits: list[str] = Field(default_factory=list)
+    first_start: str | None = None
+    last_end: str | None = None
+
+
 class Report(BaseModel):
     """Everything one report shows."""
 
@@ -142,3 +155,6 @@ class Report(BaseModel):
     trajectories: list[TrajView] = Field(default_factory=list, description="For the viewer.")
     notes: list[str] = Field(default_factory=list, description="How numbers were obtained.")
     seconds: dict[str, float] = Field(default_factory=dict, description="Stage times.")
+    stages: list[StageRun] = Field(
+        default_factory=list, description="Where each stage ran, over every run of the study."
+    )

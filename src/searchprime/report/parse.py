@@ -23,9 +23,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from searchprime.report.model import ArmSummary, ClaimResult, Comparison, ScalingPoint, Value
+from searchprime.report.model import (
+    ArmSummary,
+    ClaimResult,
+    Comparison,
+    ScalingPoint,
+    StageRun,
+    Value,
+)
 
-__all__ = ["parse_arm", "parse_claims", "parse_comparisons", "parse_value"]
+__all__ = ["parse_arm", "parse_claims", "parse_comparisons", "parse_stages", "parse_value"]
 
 _PLAIN = ("em", "f1", "valid_turns", "answered", "turns", "searches")
 
@@ -239,6 +246,38 @@ def parse_claims(raw: Any) -> list[ClaimResult]:
                 ratio=_num(row.get("ratio")),
                 verdict=str(row["verdict"]),
                 n=row.get("n") if isinstance(row.get("n"), int) else None,
+            )
+        )
+    return out
+
+
+def _strings(row: dict[str, Any], key: str) -> list[str]:
+    vals = row.get(key)
+    return [v for v in vals if isinstance(v, str)] if isinstance(vals, list) else []
+
+
+def _text(row: dict[str, Any], key: str) -> str | None:
+    return row[key] if isinstance(row.get(key), str) else None
+
+
+def parse_stages(raw: Any) -> list[StageRun]:
+    """The study's stage ledger (``stages``); rows without a stage name are skipped, fields of
+    the wrong type dropped."""
+    out = []
+    for row in raw if isinstance(raw, list) else []:
+        if not isinstance(row, dict) or not isinstance(row.get("stage"), str):
+            continue
+        passes = row.get("passes")
+        out.append(
+            StageRun(
+                stage=row["stage"],
+                done=row.get("done") is True,
+                seconds=_num(row.get("seconds")) or 0.0,
+                passes=passes if isinstance(passes, int) and not isinstance(passes, bool) else 0,
+                hosts=_strings(row, "hosts"),
+                commits=_strings(row, "commits"),
+                first_start=_text(row, "first_start"),
+                last_end=_text(row, "last_end"),
             )
         )
     return out
