@@ -128,6 +128,7 @@ def test_the_shorthand_and_the_existing_files_keep_their_meaning(tmp_path):
         ("prompt_arms: [{name: base}]", r"names must differ .*: base"),
         ("only: [behavior-rl]", r"only: 'behavior-rl': no model"),
         ("seeds: [0, 1]\nseed_models: [nobody]", r"seed_models: 'nobody'"),
+        ("eval: {samples: 2, samples_models: [bse]}", r"eval.samples_models: 'bse': no model"),
     ],
 )
 def test_bad_arms_are_refused_when_the_yaml_loads(tmp_path, text, problem):

@@ -270,6 +270,12 @@ def test_study_yaml_is_valid_and_llamacpp_on_cuda_is_refused():
     study = REPO / "bench" / "study.yaml"
     cfg = load_config(ExperimentConfig, study)
     assert cfg.eval.backend == "llamacpp" and cfg.eval.dev_n == 300
+    assert cfg.eval.samples == 4 and cfg.eval.samples_models == [
+        "base",
+        "behavior",
+        "direct-rl",
+        "behavior-rl",
+    ]
     assert cfg.rl is not None and [r.name for r in cfg.rl.plan()][0] == "direct-rl"
     assert len(cfg.rl.plan()) == 7
     measured = load_config(ExperimentConfig, REPO / "bench" / "study_primed.yaml")

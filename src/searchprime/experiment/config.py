@@ -431,8 +431,13 @@ class ExperimentConfig(_Strict):
                     f"prompt_arms.{i}.model: {arm.model!r} is no trained model of this study; "
                     f"choose from {', '.join(checkpoints)}"
                 )
-        for key in ("only", "seed_models"):
-            unknown = [n for n in getattr(self, key) or [] if n not in every]
+        chosen = {
+            "only": self.only,
+            "seed_models": self.seed_models,
+            "eval.samples_models": self.eval.samples_models,
+        }
+        for key, names in chosen.items():
+            unknown = [n for n in names or [] if n not in every]
             if unknown:
                 raise ValueError(f"{key}: {', '.join(map(repr, unknown))}: no model of this study")
         return self
