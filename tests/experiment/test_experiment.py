@@ -172,7 +172,6 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 def test_eval_fields_that_shape_a_stage_are_checked_on_resume(
     tmp_path, field, value, evaluated, refused
 ):
-    from searchprime.errors import ResumeError
 
     cfg = ExperimentConfig.model_validate(
         {"world": {"entities": 100, "tasks": 50}, "teachers": {"base_pool": 40, "prime_pool": 40}}
@@ -182,15 +181,24 @@ def test_eval_fields_that_shape_a_stage_are_checked_on_resume(
         (tmp_path / "eval").mkdir()
         (tmp_path / "eval" / "base.jsonl").write_text("")
     other = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={field: value})})
-    if refused is None:  # past the guard: the pools check is the next refusal
+    message = _resume_guard(other, tmp_path, refused)
+    if refused is not None and evaluated:
+        assert f"remove {tmp_path / 'eval'}" in message
+
+
+def _resume_guard(other: ExperimentConfig, out: Path, refused: str | None) -> str:
+    """Run ``other`` on ``out``: refused with ``refused`` in the message before any stage ran,
+    or (None) past the guard, where the tiny world's pools check is the next refusal."""
+    from searchprime.errors import ResumeError
+
+    if refused is None:
         with pytest.raises(ConfigError, match="exceeds the"):
-            run_experiment(other, tmp_path, log=lambda _m: None)
-        return
+            run_experiment(other, out, log=lambda _m: None)
+        return ""
     with pytest.raises(ResumeError) as info:
-        run_experiment(other, tmp_path, log=lambda _m: None)
-    assert refused in str(info.value) and not (tmp_path / "world").exists()
-    if evaluated:
-        assert f"remove {tmp_path / 'eval'}" in str(info.value)
+        run_experiment(other, out, log=lambda _m: None)
+    assert refused in str(info.value) and not (out / "world").exists()
+    return str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -204,8 +212,6 @@ def test_eval_fields_that_shape_a_stage_are_checked_on_resume(
 )
 def test_rl_may_change_until_an_rl_run_starts(tmp_path, update, run_started, refused):
     """A long study settles its RL while the SFT runs; a started RL run pins the section."""
-    from searchprime.errors import ResumeError
-
     base = {
         "world": {"entities": 100, "tasks": 50},
         "teachers": {"base_pool": 40, "prime_pool": 40},
@@ -217,14 +223,7 @@ def test_rl_may_change_until_an_rl_run_starts(tmp_path, update, run_started, ref
     (tmp_path / "rl" / "tasks.jsonl").write_text("")  # the tasks file alone is no started run
     if run_started:
         (tmp_path / "rl" / "base+rl").mkdir()
-    other = ExperimentConfig.model_validate({**base, **update})
-    if refused is None:  # past the guard: the pools check is the next refusal
-        with pytest.raises(ConfigError, match="exceeds the"):
-            run_experiment(other, tmp_path, log=lambda _m: None)
-        return
-    with pytest.raises(ResumeError) as info:
-        run_experiment(other, tmp_path, log=lambda _m: None)
-    assert refused in str(info.value) and not (tmp_path / "world").exists()
+    _resume_guard(ExperimentConfig.model_validate({**base, **update}), tmp_path, refused)
 
 
 def test_rl_tasks_follow_a_changed_rl_tasks(tmp_path):
