@@ -33,7 +33,26 @@ def test_study_runs_and_resumes(tmp_path):
     cfg = load_config(ExperimentConfig, cfg_file)
     out = tmp_path / "run"
     logs: list[str] = []
+
+    class Killed(Exception):
+        pass
+
+    def killed_at_the_arm(line: str) -> None:
+        logs.append(line)
+        if line == "stage sft rand ...":
+            raise Killed  # the session ends while the second model trains
+
+    with pytest.raises(Killed):
+        run_experiment(cfg, out, log=killed_at_the_arm)
+    # what it had measured is in a partial report.json, and the page says it is partial
+    partial = json.loads((out / "report.json").read_text())
+    assert partial["partial"] == {"after": "base+rl", "models": ["base", "base+rl"]}
+    assert [(c["model"], c["against"]) for c in partial["comparisons"]] == [("base+rl", "base")]
+    from searchprime.report.load import load_run
+
+    assert any(n.startswith("Partial: ") for n in load_run(out, trajectories=False).notes)
     report = run_experiment(cfg, out, log=logs.append)
+    assert "partial" not in json.loads((out / "report.json").read_text())
 
     assert set(report["arms"]) == {"base", "base+rl", "rand", "teacher-plain", "teacher-all"}
     for name in ("base", "rand"):
@@ -99,6 +118,7 @@ def test_study_runs_and_resumes(tmp_path):
     # the stage ledger says where each stage ran
     ledger = {r["stage"]: r for r in report["stages"]}
     assert ledger["sft base"]["done"] and ledger["sft base"]["passes"] == 1
+    assert ledger["sft rand"]["done"] and ledger["sft rand"]["passes"] == 2  # killed, then done
     assert ledger["rl base"]["seconds"] > 0 and len(ledger["rl base"]["hosts"]) == 1
 
     # a rerun finds every stage done and trains nothing

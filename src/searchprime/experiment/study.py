@@ -134,8 +134,8 @@ class Study:
     def stage(self, name: str) -> Iterator[None]:
         """Time a stage, log its start and end, and note both in the stage ledger."""
         t0 = time.perf_counter()
-        self.log(f"stage {name} ...")
         self.ledger.record(name, "start")
+        self.log(f"stage {name} ...")
         try:
             yield
         except BaseException:
@@ -254,6 +254,7 @@ class Study:
         runs = [r for r in (cfg.rl.plan() if cfg.rl else []) if r.name in wanted]
         for name, model_dir in train_models(cfg, self.out, self.data_dirs, self.stage, self.log):
             self._evaluate_with_prompt_arms(name, model_dir)
+            self.write_partial(name)
             for run in (r for r in runs if r.start_from == name and rl_file is not None):
                 rl_dir, rl_summary = train_rl(
                     cfg,
@@ -273,6 +274,7 @@ class Study:
                     f"{row['em']:.3f} on dev after {rl_summary.steps} RL steps (train reward "
                     f"{_num(rl_summary.reward_first)} -> {_num(rl_summary.reward_last)})"
                 )
+                self.write_partial(run.name)
 
     def _evaluate_with_prompt_arms(self, name: str, model_dir: Path) -> dict[str, Any]:
         row = self.evaluate(name, model_dir)
@@ -387,8 +389,7 @@ class Study:
                 self.report["arms"][name]["degenerate"] = reason
                 self.log(f"WARNING: {name} looks degenerate: {reason}")
 
-    def compare(self) -> None:
-        """Paired comparisons of each model with its parent, and the paper's claims."""
+    def _measure_pairs(self) -> None:
         cfg, report = self.cfg, self.report
         report["comparisons"] = comparisons(self.per_task, cfg.models(), cfg)
         report["claims"] = claims(cfg, self.per_task, report["arms"])
@@ -397,7 +398,19 @@ class Study:
         report["comparisons"] += [
             {**{k: c[k] for k in keep}, "claim": c["claim"]} for c in report["claims"]
         ]
-        for c in report["claims"]:
+
+    def write_partial(self, after: str) -> None:
+        """``report.json`` marked partial after each evaluated model: a study that spans runs
+        shows what it has measured so far, even if this run is killed before its end."""
+        self._measure_pairs()
+        self.report["partial"] = {"after": after, "models": list(self.report["arms"])}
+        self.report["stages"] = self.ledger.summary()
+        atomic_write_text(self.out / "report.json", json.dumps(self.report, indent=2) + "\n")
+
+    def compare(self) -> None:
+        """Paired comparisons of each model with its parent, and the paper's claims."""
+        self._measure_pairs()
+        for c in self.report["claims"]:
             ratio = "-" if c["ratio"] is None else f"{c['ratio']:.2f}x"
             self.log(
                 f"  claim: {c['statement']}: {c['verdict']} (EM {c['delta']:+.3f}, paired 95% "
@@ -410,6 +423,7 @@ class Study:
         from searchprime.report import write_report
 
         total = round(time.perf_counter() - self._started, 1)
+        self.report.pop("partial", None)
         self.report["seconds"] = {**self.seconds, "total": total}
         # this run's stage times above; here every run's, and where each stage ran
         self.report["stages"] = self.ledger.summary()

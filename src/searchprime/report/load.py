@@ -157,6 +157,12 @@ def load_run(run_dir: str | Path, *, trajectories: bool = True) -> Report:
         seconds=_seconds(data),
         stages=parse_stages(data.get("stages")),
     )
+    partial = data.get("partial")
+    if isinstance(partial, dict):
+        report.notes.append(
+            f"Partial: the study has not finished; written after {partial.get('after')!s:.80} "
+            "was evaluated. Run the same experiment again to continue it."
+        )
     for steps in sorted(run.glob(f"rl/*/{STEPS_FILE}")):
         _add_steps(report, steps)
     trajs_by_model: dict[str, list[Trajectory]] = {}
