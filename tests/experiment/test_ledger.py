@@ -47,3 +47,42 @@ def test_a_line_cut_by_a_kill_is_repaired_before_the_next_run_appends(tmp_path):
 
 def test_no_ledger_no_rows(tmp_path):
     assert StageLedger(tmp_path).summary() == []
+
+
+def test_a_terminated_study_notes_the_stage_it_was_in(tmp_path):
+    """SIGTERM (a session's end) ends `searchprime experiment` with 143, and the ledger holds
+    the interrupted stage as failed, with the time it ran."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(
+        "world: {seed: 1, entities: 300, tasks: 900}\n"
+        "teachers: {base_pool: 40, prime_pool: 120}\n"
+        "sft: {model: tiny, base_n: 6, epochs: 1, trl: {max_steps: 200}}\n"
+        "arms: [{name: rand, strategy: random, n: 4}]\n"
+    )
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "searchprime", "experiment", str(cfg), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ledger = out / LEDGER_FILE
+    try:
+        deadline = time.monotonic() + 120
+        while '"stage": "sft base", "event": "start"' not in (
+            ledger.read_text() if ledger.exists() else ""
+        ):
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the study never reached its SFT stage"
+            time.sleep(0.2)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        proc.kill()
+    rows = {r["stage"]: r for r in StageLedger(out).summary()}
+    assert rows["teachers"]["done"] and not rows["sft base"]["done"]
+    assert rows["sft base"]["seconds"] >= 1.0 and rows["sft base"]["last_end"] is not None
+    events = [json.loads(line)["event"] for line in ledger.read_text().splitlines()]
+    assert events[-1] == "failed"

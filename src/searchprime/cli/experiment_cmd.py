@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,22 @@ from searchprime.cli._common import console, out, progress_bar, summary
 QUICKSTART = "quickstart.yaml"
 
 
+def _exit_on_term(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextmanager
+def _term_as_exit() -> Iterator[None]:
+    """SIGTERM (the end of a session, `kill`) raises SystemExit in the study, so the stage
+    ledger notes the stage as failed with its time and the llama.cpp servers are stopped by
+    their context managers, instead of the process vanishing between two writes."""
+    previous = signal.signal(signal.SIGTERM, _exit_on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _run(config_path: Path | None, out_dir: Path, overrides: dict) -> None:
     from rich import box
     from rich.table import Table
@@ -21,9 +40,10 @@ def _run(config_path: Path | None, out_dir: Path, overrides: dict) -> None:
     from searchprime.experiment import ExperimentConfig, report_rows, run_experiment
 
     cfg = load_config(ExperimentConfig, config_path, overrides)
-    report = run_experiment(
-        cfg, out_dir, progress=progress_bar, log=lambda m: console.print(m, highlight=False)
-    )
+    with _term_as_exit():
+        report = run_experiment(
+            cfg, out_dir, progress=progress_bar, log=lambda m: console.print(m, highlight=False)
+        )
     if "seeds" in report:
         _print_seeds(report)
         summary(
