@@ -46,8 +46,8 @@ def _sizes(exp: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def record(study: Path) -> dict[str, Any]:
-    """The record of the study folder ``study``."""
+def record(study: Path, notes: list[str] | None = None) -> dict[str, Any]:
+    """The record of the study folder ``study`` (``notes``: what the ledger cannot know)."""
     report = json.loads((study / "report.json").read_text())
     exp = json.loads((study / "experiment.json").read_text())
     stages = report.get("stages") or []
@@ -66,6 +66,7 @@ def record(study: Path) -> dict[str, Any]:
         "claims": report.get("claims") or [],
         "stages": stages,
         "stage_seconds": round(sum(s.get("seconds") or 0.0 for s in stages), 1),
+        "notes": notes or [],
         "machine": machine_meta(),
     }
 
@@ -74,10 +75,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("study", type=Path, help="An experiment output folder (holds report.json).")
     ap.add_argument("--json", type=Path, help="Write the record here.")
+    ap.add_argument("--note", action="append", help="A note kept in the record (repeatable).")
     args = ap.parse_args()
     if not (args.study / "report.json").exists():
         sys.exit(f"{args.study}: no report.json yet (no model has been evaluated)")
-    rec = record(args.study)
+    rec = record(args.study, args.note)
     state = f"partial, after {rec['partial']['after']}" if rec["partial"] else "finished"
     print(f"{rec['name']} ({state}); {rec['stage_seconds'] / 3600:.1f} h of stage time")
     for name, row in rec["models"].items():
