@@ -31,7 +31,8 @@ def sft_run_config(
         if arm.mix_base:
             data = [str(data_dirs[name]), str(data_dirs["base"])]
     knobs["trl"] = {
-        "save_steps": 50,
+        # a checkpoint every few minutes on a CPU: a session's end loses little of a short arm
+        "save_steps": 10,
         "logging_steps": 1,
         "seed": cfg.seed,
         **({"use_cpu": True} if cfg.eval.device == "cpu" else {}),
