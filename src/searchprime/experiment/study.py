@@ -404,6 +404,10 @@ class Study:
         shows what it has measured so far, even if this run is killed before its end."""
         self._measure_pairs()
         self.report["partial"] = {"after": after, "models": list(self.report["arms"])}
+        self._write_json()
+
+    def _write_json(self) -> None:
+        # every run's stage times and where each stage ran (``seconds``: this run's)
         self.report["stages"] = self.ledger.summary()
         atomic_write_text(self.out / "report.json", json.dumps(self.report, indent=2) + "\n")
 
@@ -425,8 +429,6 @@ class Study:
         total = round(time.perf_counter() - self._started, 1)
         self.report.pop("partial", None)
         self.report["seconds"] = {**self.seconds, "total": total}
-        # this run's stage times above; here every run's, and where each stage ran
-        self.report["stages"] = self.ledger.summary()
-        atomic_write_text(self.out / "report.json", json.dumps(self.report, indent=2) + "\n")
+        self._write_json()
         self.log(f"report -> {write_report(self.out)}")
         return self.report

@@ -57,7 +57,7 @@ def prefilter_tasks(
         }
     rates, got = card["pass_rate"], card.get("rewards", {})
     if cfg.keep == "varied":
-        kept = [t for t in pool if max(got.get(t.id, [0.0])) > min(got.get(t.id, [0.0]))]
+        kept = [t for t in pool if len(set(got.get(t.id, ()))) > 1]
         rule = "sampled rewards differ"
     else:
         kept = [t for t in pool if cfg.low < rates.get(t.id, 0.0) < cfg.high]
