@@ -119,6 +119,7 @@ def test_study_runs_and_resumes(tmp_path):
     ledger = {r["stage"]: r for r in report["stages"]}
     assert ledger["sft base"]["done"] and ledger["sft base"]["passes"] == 1
     assert ledger["sft rand"]["done"] and ledger["sft rand"]["passes"] == 2  # killed, then done
+    assert ledger["world"]["passes"] == 1 and ledger["world"]["revisits"] == 1  # cached on resume
     assert ledger["rl base"]["seconds"] > 0 and len(ledger["rl base"]["hosts"]) == 1
 
     # a rerun finds every stage done and trains nothing

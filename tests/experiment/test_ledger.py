@@ -18,6 +18,8 @@ def test_the_ledger_keeps_every_pass_of_every_stage(tmp_path):
     ledger.record("sft base", "start")
     ledger.record("sft base", "done", 600.0)
     ledger.record("eval base", "start")
+    ledger.record("world", "start")  # the next run finds the world cached
+    ledger.record("world", "done", 0.4)
     rows = {r["stage"]: r for r in ledger.summary()}
     assert list(rows) == ["world", "sft base", "eval base"]
     assert rows["world"] == {
@@ -25,9 +27,11 @@ def test_the_ledger_keeps_every_pass_of_every_stage(tmp_path):
         "done": True,
         "seconds": 7.0,
         "passes": 1,
+        "revisits": 1,
         "hosts": [platform.node()],
     }
     assert rows["sft base"]["passes"] == 3 and rows["sft base"]["seconds"] == 630.0
+    assert rows["sft base"]["revisits"] == 0
     assert rows["sft base"]["done"] and not rows["eval base"]["done"]
     assert rows["eval base"]["last_end"] is None
     line = json.loads((tmp_path / LEDGER_FILE).read_text().splitlines()[0])

@@ -78,7 +78,12 @@ class StageLedger:
     def summary(self) -> list[dict[str, Any]]:
         """Per stage, in first-start order, over every run: finished or not, the seconds spent
         (finished and failed passes; a killed pass left no time), the passes, hosts, commits,
-        and when it first started and last ended."""
+        and when it first started and last ended.
+
+        Once a stage is done, a later run enters it only to find its outputs cached: such a
+        pass counts in ``revisits``, and its host, commit and seconds are left out, so the row
+        says where the work ran. (A stage rerun after its outputs were deleted counts as a
+        revisit too: the ledger cannot tell the two apart.)"""
         if not self.path.exists():
             return []
         rows: dict[str, dict[str, Any]] = {}
@@ -93,13 +98,16 @@ class StageLedger:
                     "done": False,
                     "seconds": 0.0,
                     "passes": 0,
+                    "revisits": 0,
                     "hosts": [],
                     "commits": [],
                     "first_start": ev.get("at"),
                     "last_end": None,
                 },
             )
-            if ev.get("event") == "start":
+            if row["done"]:
+                row["revisits"] += ev.get("event") == "start"
+            elif ev.get("event") == "start":
                 row["passes"] += 1
                 for key, value in (("hosts", ev.get("host")), ("commits", ev.get("commit"))):
                     if value is not None and value not in row[key]:
@@ -107,5 +115,5 @@ class StageLedger:
             else:
                 row["seconds"] = round(row["seconds"] + float(ev.get("seconds") or 0.0), 1)
                 row["last_end"] = ev.get("at")
-                row["done"] = row["done"] or ev.get("event") == "done"
+                row["done"] = ev.get("event") == "done"
         return list(rows.values())

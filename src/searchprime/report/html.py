@@ -18,7 +18,7 @@ from typing import Any
 
 from searchprime.records import atomic_write_text
 from searchprime.report._assets import CSS, JS
-from searchprime.report.model import ArmSummary, Report, Value
+from searchprime.report.model import ArmSummary, Report, StageRun, Value
 from searchprime.report.plots import png_bytes, report_figures, short_name
 
 __all__ = ["PAGE_SIZE", "render_html", "safe_json", "write_html", "write_report"]
@@ -306,13 +306,17 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
+def _passes(row: StageRun) -> str:
+    return f"{row.passes} (+{row.revisits} cached)" if row.revisits else str(row.passes)
+
+
 def _stages_table(report: Report) -> str:
     """Where each stage ran, over every run of a study that spanned several."""
     if not report.stages:
         return ""
     rows = [
         f"<tr><td>{_e(r.stage)}</td><td>{'done' if r.done else 'unfinished'}</td>"
-        f"<td>{_duration(r.seconds)}</td><td>{r.passes}</td><td>{_e(', '.join(r.hosts))}</td>"
+        f"<td>{_duration(r.seconds)}</td><td>{_passes(r)}</td><td>{_e(', '.join(r.hosts))}</td>"
         f"<td>{_e(', '.join(r.commits))}</td><td>{_e(r.first_start or '-')}</td>"
         f"<td>{_e(r.last_end or '-')}</td></tr>"
         for r in report.stages

@@ -131,7 +131,10 @@ class StageRun(BaseModel):
     stage: str
     done: bool = False
     seconds: float = Field(default=0.0, description="Finished and failed passes, summed.")
-    passes: int = Field(default=0, description="Times it started (a kill leaves no time).")
+    passes: int = Field(
+        default=0, description="Times it started until done (a kill leaves no time)."
+    )
+    revisits: int = Field(default=0, description="Later runs that found it cached.")
     hosts: list[str] = Field(default_factory=list)
     commits: list[str] = Field(default_factory=list)
     first_start: str | None = None

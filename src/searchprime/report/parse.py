@@ -267,13 +267,16 @@ def parse_stages(raw: Any) -> list[StageRun]:
     for row in raw if isinstance(raw, list) else []:
         if not isinstance(row, dict) or not isinstance(row.get("stage"), str):
             continue
-        passes = row.get("passes")
+        passes, revisits = row.get("passes"), row.get("revisits")
         out.append(
             StageRun(
                 stage=row["stage"],
                 done=row.get("done") is True,
                 seconds=_num(row.get("seconds")) or 0.0,
                 passes=passes if isinstance(passes, int) and not isinstance(passes, bool) else 0,
+                revisits=(
+                    revisits if isinstance(revisits, int) and not isinstance(revisits, bool) else 0
+                ),
                 hosts=_strings(row, "hosts"),
                 commits=_strings(row, "commits"),
                 first_start=_text(row, "first_start"),
