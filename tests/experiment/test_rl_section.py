@@ -36,7 +36,7 @@ def _load(tmp_path: Path, rl: str) -> ExperimentConfig:
         ("{rewards: {emm: 1.0}}", r"rl.rewards: .*unknown reward 'emm'"),
         ("{rewards: {judge: 1.0}}", r"rl.rewards: .*judge"),
         ("{sampler: sglang}", r"rl.sampler"),
-        ("{sampler: vllm, trl: {vllm_mode: colocate}}", r"'colocate' has none"),
+        ("{sampler: vllm, trl: {vllm_mode: colocate}}", r"'colocate' has no server"),
     ],
 )
 def test_bad_rl_settings_are_refused_when_the_yaml_loads(tmp_path, rl, problem):

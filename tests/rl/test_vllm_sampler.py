@@ -202,6 +202,21 @@ def test_run_config_picks_the_server_and_refuses_colocate() -> None:
     assert _vllm_sampler(cfg, args, None).base_url == "http://10.0.0.7:8010"
     cfg.sampler.url = "http://gpu7:9000/"
     assert _vllm_sampler(cfg, args, None).base_url == "http://gpu7:9000"
-    args.vllm_mode = "colocate"
-    with pytest.raises(ConfigError, match="colocate"):
-        _vllm_sampler(cfg, args, None)
+
+
+def test_the_vllm_sampler_gets_server_mode_and_colocate_is_refused_at_load(tmp_path) -> None:
+    """TRL's default vllm_mode is colocate, which has no server for the agent loop to call: a
+    `train rl` YAML with the vllm sampler gets server mode, and an explicit colocate is
+    refused when the YAML loads, naming the field (not when the run starts)."""
+    from searchprime.config import load_config
+    from searchprime.rl.config import RLRunConfig
+
+    path = tmp_path / "rl.yaml"
+    base = "model: m\ntasks: t\noutput_dir: o\nsearch: {kind: bm25, path: i}\n"
+    path.write_text(base + "sampler: {kind: vllm}\n")
+    assert load_config(RLRunConfig, path).trl["vllm_mode"] == "server"
+    path.write_text(base + "sampler: {kind: vllm}\ntrl: {vllm_mode: colocate}\n")
+    with pytest.raises(ConfigError, match=r"rl.yaml: .*trl.vllm_mode 'colocate' has no server"):
+        load_config(RLRunConfig, path)
+    path.write_text(base + "trl: {vllm_mode: colocate}\n")  # the hf sampler ignores it
+    assert load_config(RLRunConfig, path).trl == {"vllm_mode": "colocate"}

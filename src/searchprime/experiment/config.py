@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from searchprime.agent.prompts import PROMPT_STYLES
-from searchprime.rl.config import RLHyper
+from searchprime.rl.config import RLHyper, vllm_server_mode
 from searchprime.train.sft_config import SFTHyper
 
 
@@ -330,11 +330,8 @@ class RLSection(RLHyper):
     def _one_way_to_name_runs(self) -> RLSection:
         if self.start_from is not None and self.runs is not None:
             raise ValueError("give rl.start_from (the shorthand) or rl.runs, not both")
-        if self.sampler == "vllm" and self.trl.get("vllm_mode", "server") != "server":
-            raise ValueError(
-                "rl.sampler: 'vllm' calls a `trl vllm-serve` server turn by turn; "
-                f"rl.trl.vllm_mode {self.trl['vllm_mode']!r} has none (use server, or sampler hf)"
-            )
+        if self.sampler == "vllm":  # checked here too: an RL run starts hours into a study
+            vllm_server_mode(self.trl, "rl.trl")
         return self
 
     def plan(self) -> list[RLRun]:

@@ -69,8 +69,6 @@ def rl_run_config(
     knobs["trl"] = {
         "seed": cfg.seed,
         **({"use_cpu": True} if cfg.eval.device == "cpu" else {}),
-        # the agent loop calls the server turn by turn: TRL's default (colocate) has none
-        **({"vllm_mode": "server"} if rl.sampler == "vllm" else {}),
         **rl.trl,
     }
     batch = rl.episodes_per_step()

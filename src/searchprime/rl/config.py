@@ -26,6 +26,7 @@ __all__ = [
     "RLHyper",
     "RLRunConfig",
     "SamplerSettings",
+    "vllm_server_mode",
 ]
 
 #: TRL fields we set unless the config's ``trl`` block does (2-core CPU sizes).
@@ -47,6 +48,21 @@ CPU_DEFAULTS: dict[str, Any] = {
     "gradient_checkpointing": False,
     "dataloader_pin_memory": False,
 }
+
+
+def vllm_server_mode(trl: dict[str, Any], field: str = "trl") -> dict[str, Any]:
+    """``trl`` with ``vllm_mode: server`` for the vllm sampler (TRL's default is colocate);
+    an explicit other mode is refused: the agent loop calls the server turn by turn, and
+    colocate mode has no server to call."""
+    mode = trl.get("vllm_mode", "server")
+    if mode != "server":
+        raise ValueError(
+            f"the vllm sampler calls a `trl vllm-serve` server turn by turn; {field}.vllm_mode "
+            f"{mode!r} has no server to call (use server, on its own GPUs, or the hf sampler)"
+        )
+    return {**trl, "vllm_mode": "server"}
+
+
 #: TRL fields searchprime sets itself (the episodes come from our agent loop).
 FORCED_TRL = ("output_dir", "use_vllm", "top_p", "top_k", "min_p", "max_completion_length")
 #: TRL fields that ``tasks_per_step`` / ``micro_batch`` decide -> the knobs to set instead.
@@ -264,4 +280,10 @@ class RLRunConfig(RLHyper):
     def _judge_configured(self) -> RLRunConfig:
         if "judge" in self.rewards and self.judge is None:
             raise ValueError("rewards: 'judge' needs a `judge:` model (an LLMConfig)")
+        return self
+
+    @model_validator(mode="after")
+    def _vllm_server_mode(self) -> RLRunConfig:
+        if self.sampler.kind == "vllm":
+            self.trl = vllm_server_mode(self.trl)
         return self

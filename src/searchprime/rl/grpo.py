@@ -106,15 +106,9 @@ def _make_sampler(
 
 
 def _vllm_sampler(cfg: RLRunConfig, args: Any, tokenizer: Any) -> Any:
-    """The agent loop's client of TRL's vLLM server (server mode only)."""
+    """The agent loop's client of TRL's vLLM server (server mode: the config sees to it)."""
     from searchprime.rl.vllm_sampler import VLLMSampler
 
-    if getattr(args, "vllm_mode", "server") != "server":
-        raise ConfigError(
-            "sampler.kind: 'vllm' calls a vLLM server from the agent loop, one request per turn; "
-            "trl.vllm_mode 'colocate' has no server to call: use trl.vllm_mode: server "
-            "(`trl vllm-serve` on its own GPUs), or sampler.kind: hf"
-        )
     url = cfg.sampler.url or getattr(args, "vllm_server_base_url", None)
     if not url:
         url = f"http://{args.vllm_server_host}:{args.vllm_server_port}"
