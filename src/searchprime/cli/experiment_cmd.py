@@ -134,6 +134,11 @@ def register(app: typer.Typer) -> None:
         backend: str | None = typer.Option(None, help="Override eval.backend (hf, llamacpp)."),
         samples: int | None = typer.Option(None, help="Override eval.samples (pass@k)."),
         samples_tasks: int | None = typer.Option(None, help="Override eval.samples_tasks."),
+        samples_models: str | None = typer.Option(
+            None,
+            help="Override eval.samples_models (comma-separated): sample only these now; a "
+            "model added later is sampled on the next run, its greedy eval kept.",
+        ),
         entropy: bool | None = typer.Option(None, help="Override eval.entropy."),
         only: str | None = typer.Option(
             None, "--only", help="Comma-separated models to run (and those they start from)."
@@ -144,6 +149,7 @@ def register(app: typer.Typer) -> None:
         extra = {
             "eval.backend": backend,
             "eval.entropy": entropy,
+            "eval.samples_models": samples_models.split(",") if samples_models else None,
             "only": only.split(",") if only else None,
         }
         _run(config, out_dir, {**overrides, **extra, **_sampling(samples, samples_tasks)})
