@@ -8,6 +8,9 @@ arms run in this process one after the other on the same machine; the report giv
 per task, the ratio, and whether the two backends' greedy trajectories ended the same way.
 
     .venv/bin/python bench/eval_backend.py runs/study --model primed --tasks 16
+
+``--backends llamacpp --max-batch 8,16`` compares llama.cpp slot counts instead (the first arm
+is the baseline of the ratios; use more tasks than slots, or every arm runs all at once).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def run_arm(cfg: ExperimentConfig, model_dir: Path, tasks: list, search, agent, 
     turns = sum(len(t.turns) for t in trajs)
     return {
         "backend": cfg.eval.backend,
+        "max_batch": cfg.eval.max_batch,
         "seconds": round(seconds, 1),
         "s_per_task": round(seconds / len(tasks), 2),
         "turns_per_task": round(turns / len(trajs), 2),
@@ -50,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("study", type=Path, help="A finished `searchprime experiment` folder.")
     ap.add_argument("--model", default="base", help="Which sft/<name> checkpoint.")
     ap.add_argument("--tasks", type=int, default=16, help="First N dev tasks.")
+    ap.add_argument("--backends", default="hf,llamacpp", help="Comma-separated backends.")
+    ap.add_argument(
+        "--max-batch", default=None, help="Comma-separated agents at once (default: the study's)."
+    )
     ap.add_argument("--json", type=Path, help="Also write the results here.")
     args = ap.parse_args(argv)
 
@@ -59,33 +67,38 @@ def main(argv: list[str] | None = None) -> int:
     tasks = world.split("dev")[: args.tasks]
     agent = eval_agent_config(base)  # the study's own dev-rollout settings
     model_dir = args.study / "sft" / args.model
+    batches = [int(b) for b in args.max_batch.split(",")] if args.max_batch else [None]
+    arms = [(b, m) for b in args.backends.split(",") for m in batches]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for backend in ("hf", "llamacpp"):
-            cfg = base.model_copy(
-                update={"eval": base.eval.model_copy(update={"backend": backend})}
-            )
-            res = run_arm(cfg, model_dir, tasks, search, agent, Path(tmp) / f"{backend}.jsonl")
+        for backend, max_batch in arms:
+            update = {"backend": backend, "max_batch": max_batch or base.eval.max_batch}
+            cfg = base.model_copy(update={"eval": base.eval.model_copy(update=update)})
+            out = Path(tmp) / f"{backend}-{update['max_batch']}.jsonl"
+            res = run_arm(cfg, model_dir, tasks, search, agent, out)
             print(
-                f"{backend:9s} {res['seconds']:7.1f} s  {res['s_per_task']:5.2f} s/task  "
-                f"{res['turns_per_task']:.2f} turns/task",
+                f"{backend:9s} x{res['max_batch']:<3d} {res['seconds']:7.1f} s  "
+                f"{res['s_per_task']:5.2f} s/task  {res['turns_per_task']:.2f} turns/task",
                 flush=True,
             )
             results.append(res)
-    hf, cpp = results
-    same = sum(hf["answers"].get(k) == v for k, v in cpp["answers"].items())
+    first = results[0]
+    for res in results:
+        res["speedup_vs_first"] = round(first["seconds"] / res["seconds"], 2)
+        res["same_final_answer_as_first"] = sum(
+            first["answers"].get(k) == v for k, v in res["answers"].items()
+        )
     summary = {
         "model": args.model,
         "tasks": len(tasks),
-        "max_batch": base.eval.max_batch,
         "arms": [{k: v for k, v in r.items() if k != "answers"} for r in results],
-        "speedup_llamacpp_vs_hf": round(hf["seconds"] / cpp["seconds"], 2),
-        "same_final_answer": f"{same}/{len(tasks)}",
     }
-    print(
-        f"llama.cpp / transformers speedup: {summary['speedup_llamacpp_vs_hf']}x; "
-        f"same final answer on {summary['same_final_answer']} tasks"
-    )
+    for res in results[1:]:
+        print(
+            f"{res['backend']} x{res['max_batch']} vs {first['backend']} x{first['max_batch']}: "
+            f"{res['speedup_vs_first']}x; same final answer on "
+            f"{res['same_final_answer_as_first']}/{len(tasks)} tasks"
+        )
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
     return 0
