@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 import pytest
@@ -125,3 +126,37 @@ def test_count_tokens_with_local_gguf_tokenizer_agrees_with_server(gguf_server, 
     server = OpenAIChat(gguf_server.base_url)
     assert local.count_tokens(msgs) == server.count_tokens(msgs)
     assert local.describe()["token_counting"] == "local Hugging Face tokenizer"
+
+
+def _blocked(tid: str) -> int:
+    status = Path(f"/proc/self/task/{tid}/status").read_text()
+    return int(next(x for x in status.splitlines() if x.startswith("SigBlk:")).split()[1], 16)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
+def test_stop_signals_reach_python_never_the_servers_threads(smollm2_gguf):
+    """llama.cpp's threads block SIGINT / SIGTERM (they inherit the mask the constructor set),
+    so a SIGTERM always reaches Python's handler; this thread's mask is restored."""
+    import os
+    import signal
+
+    from searchprime.llm.serve import GGUFServer
+
+    before = set(os.listdir("/proc/self/task"))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    caught = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: caught.append("python"))
+    try:
+        with GGUFServer(smollm2_gguf, parallel=1, ctx_size=512, threads=1) as server:
+            started = set(os.listdir("/proc/self/task")) - before
+            assert started, "the server started no thread"
+            for tid in started:
+                bits = _blocked(tid)
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    assert bits >> (sig - 1) & 1, f"server thread {tid} takes signal {sig}"
+            assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == mask
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert caught == ["python"]
+            assert httpx.get(f"{server.root_url}/health", timeout=10).status_code == 200
+    finally:
+        signal.signal(signal.SIGTERM, previous)

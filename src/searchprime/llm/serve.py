@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,6 +31,28 @@ from searchprime._lazy import require
 from searchprime.errors import ConfigError, LLMError
 
 __all__ = ["GGUFServer"]
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def _stop_signals_stay_with_python() -> Iterator[None]:
+    """Block SIGINT / SIGTERM in this thread while llama.cpp starts its threads.
+
+    A new thread inherits its creator's signal mask, so the server's threads never receive
+    them: the kernel hands a process-wide SIGTERM to a thread that does not block it, and one
+    of llama.cpp's C++ threads is the wrong place for Python's handler to run. (A study sent
+    SIGTERM while its server was starting hung in the server's constructor; with the mask the
+    signal waits for the constructor to return, then reaches Python's handler.)
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # not on Windows
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class GGUFServer:
@@ -91,7 +116,8 @@ class GGUFServer:
             params.api_keys = [api_key]
         start = time.perf_counter()
         try:
-            self._server: Any = xllamacpp.Server(params)
+            with _stop_signals_stay_with_python():
+                self._server: Any = xllamacpp.Server(params)
         except Exception as exc:  # noqa: BLE001 - the extension raises plain RuntimeErrors
             raise LLMError(f"{path}: llama.cpp server failed to start: {exc}") from exc
         address = str(self._server.listening_address).rstrip("/")
