@@ -133,7 +133,7 @@ def smol_llm() -> Iterator[object]:
     from searchprime.llm.openai_http import OpenAIChat
     from searchprime.llm.serve import GGUFServer
 
-    with GGUFServer(smollm2_gguf_path(), parallel=4, ctx_size=8192) as server:
+    with GGUFServer(smollm2_gguf_path(), parallel=4, ctx_size=8192, threads=1) as server:
         llm = OpenAIChat(server.base_url, "smollm2-135m", timeout_s=120.0, max_retries=1)
         yield llm
         asyncio.run(llm.aclose())
