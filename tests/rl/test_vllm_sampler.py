@@ -191,7 +191,7 @@ def test_reply_parsing_is_strict_about_ids_and_lenient_about_logprobs() -> None:
         request_body([1], SamplingParams(top_p=0.9), "m")
 
 
-def test_run_config_picks_the_server_and_refuses_colocate() -> None:
+def test_run_config_picks_the_server() -> None:
     from searchprime.rl.grpo import _vllm_sampler
 
     cfg = SimpleNamespace(sampler=SimpleNamespace(url=None, served_model=None))

@@ -260,6 +260,11 @@ def _text(row: dict[str, Any], key: str) -> str | None:
     return row[key] if isinstance(row.get(key), str) else None
 
 
+def _int(row: dict[str, Any], key: str) -> int:
+    value = row.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def parse_stages(raw: Any) -> list[StageRun]:
     """The study's stage ledger (``stages``); rows without a stage name are skipped, fields of
     the wrong type dropped."""
@@ -267,16 +272,13 @@ def parse_stages(raw: Any) -> list[StageRun]:
     for row in raw if isinstance(raw, list) else []:
         if not isinstance(row, dict) or not isinstance(row.get("stage"), str):
             continue
-        passes, revisits = row.get("passes"), row.get("revisits")
         out.append(
             StageRun(
                 stage=row["stage"],
                 done=row.get("done") is True,
                 seconds=_num(row.get("seconds")) or 0.0,
-                passes=passes if isinstance(passes, int) and not isinstance(passes, bool) else 0,
-                revisits=(
-                    revisits if isinstance(revisits, int) and not isinstance(revisits, bool) else 0
-                ),
+                passes=_int(row, "passes"),
+                revisits=_int(row, "revisits"),
                 hosts=_strings(row, "hosts"),
                 commits=_strings(row, "commits"),
                 first_start=_text(row, "first_start"),
