@@ -170,3 +170,94 @@ def test_gpu_matches_cpu(tiny, loaded):
     gpu = policy_entropy(tiny, trajs, device="cuda")
     assert gpu.overall.tokens == cpu.overall.tokens
     assert gpu.overall.mean == pytest.approx(cpu.overall.mean, rel=1e-4)
+
+
+def test_logits_are_formed_only_where_a_counted_token_is_predicted(loaded, monkeypatch):
+    import functools
+
+    model, tok = loaded
+    trajs = trajectories()
+    segments = [seg for t in trajs for seg in encode_trajectory(tok, t)]
+    forward = model.forward
+    widths: list[int] = []
+
+    def spy(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        widths.append(out.logits.shape[1])
+        return out
+
+    # wrapped, the spy shows forward's signature: logits_to_keep is passed
+    monkeypatch.setattr(model, "forward", functools.wraps(forward)(lambda *a, **k: spy(*a, **k)))
+    kept = policy_entropy(model, trajs, tokenizer=tok, max_batch_tokens=1)
+    counted = [sum(1 for x in turn_of if x) for _, turn_of in segments]
+    assert sorted(widths) == sorted(counted)
+    assert sum(counted) < sum(len(ids) for ids, _ in segments) / 2
+    # a forward without the parameter gets every position's logits, with the same result
+    widths.clear()
+    monkeypatch.setattr(model, "forward", spy)
+    every = policy_entropy(model, trajs, tokenizer=tok, max_batch_tokens=1)
+    assert sorted(widths) == sorted(len(ids) for ids, _ in segments)
+    assert every.overall.mean == pytest.approx(kept.overall.mean, rel=1e-5)
+
+
+def test_a_journal_resumes_an_interrupted_pass(loaded, tmp_path):
+    model, tok = loaded
+    trajs = trajectories()
+    want = policy_entropy(model, trajs, tokenizer=tok)
+    journal = tmp_path / "base.entropy.jsonl"
+    ticks: list[int] = []
+    first = policy_entropy(
+        model, trajs[:2], tokenizer=tok, journal=journal, window=1, on_done=ticks.append
+    )
+    assert ticks == [1, 1]
+    for a, b in zip(first.per_trajectory, want.per_trajectory[:2], strict=True):
+        assert (a.task_id, a.tokens) == (b.task_id, b.tokens)
+        assert a.mean == pytest.approx(b.mean, rel=1e-5)  # batched differently: float noise
+    # the pass died while writing its third record: the partial line is dropped on resume
+    with journal.open("a") as fh:
+        fh.write('{"task_id": "sum", "attempt": 0, "temp')
+    calls = []
+    forward = model.forward
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["input_ids"].shape[0])
+        return forward(*args, **kwargs)
+
+    model.forward = counting  # an instance attribute: the signature check sees *args/**kwargs
+    try:
+        ticks.clear()
+        resumed = policy_entropy(
+            model, trajs, tokenizer=tok, journal=journal, window=8, on_done=ticks.append
+        )
+    finally:
+        del model.forward
+    assert ticks == [2, 2]  # the journaled two at once, then the rest
+    assert sum(calls) == 2 + 1  # "sum" has two sequences, "long" one; the first two none
+    assert resumed.overall.tokens == want.overall.tokens
+    assert resumed.overall.mean == pytest.approx(want.overall.mean, rel=1e-5)
+    assert resumed.sequences == want.sequences
+    for a, b in zip(resumed.per_trajectory, want.per_trajectory, strict=True):
+        assert (a.task_id, a.tokens) == (b.task_id, b.tokens)
+        assert a.mean == pytest.approx(b.mean, rel=1e-5)
+    assert [k for k in resumed.by_turn] == [k for k in want.by_turn]
+    assert len(journal.read_text().splitlines()) == 4
+    # everything journaled: nothing is loaded or run, not even the checkpoint folder
+    again = policy_entropy("/nonexistent/checkpoint", trajs, journal=journal)
+    assert again.overall.mean == resumed.overall.mean
+
+
+def test_a_journal_taken_at_another_temperature_is_refused(loaded, tmp_path):
+    from searchprime.errors import ConfigError
+
+    model, tok = loaded
+    trajs = trajectories()[:1]
+    journal = tmp_path / "j.jsonl"
+    policy_entropy(model, trajs, tokenizer=tok, journal=journal)
+    with pytest.raises(ConfigError, match=r"j\.jsonl: record 1 \(task plain#0\): temperature 1\.0"):
+        policy_entropy(model, trajs, tokenizer=tok, journal=journal, temperature=0.5)
+    twice = [trajs[0], trajs[0]]
+    with pytest.raises(ValueError, match="one trajectory per"):
+        policy_entropy(model, twice, tokenizer=tok, journal=tmp_path / "k.jsonl")
+    # without a journal a repeated trajectory is simply counted twice
+    doubled = policy_entropy(model, twice, tokenizer=tok)
+    assert doubled.overall.tokens == 2 * policy_entropy(model, trajs, tokenizer=tok).overall.tokens

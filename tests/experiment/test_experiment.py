@@ -103,6 +103,10 @@ def test_study_runs_and_resumes(tmp_path):
     assert lo <= base["em"] <= hi
     assert base["entropy"]["mean"] > 0 and base["entropy"]["tokens"] > 0
     assert set(base["entropy"]["by_turn"]) <= {"1", "2", "3"}
+    journal = out / "eval" / "base.entropy.jsonl"  # one line per dev trajectory, to resume from
+    assert sorted(json.loads(line)["task_id"] for line in journal.read_text().splitlines()) == (
+        sorted(t.id for t in cfg_dev(out, 4))
+    )
     assert set(base["pass_at_k"]) == {"1", "2", "3"} and set(base["maj_at_k"]) == {"1", "2", "3"}
     assert base["sampling"]["overall"]["tasks"] == 2 and base["sampling"]["n"] == 3
     samples = list(read_jsonl(out / "eval" / "base.samples.jsonl", Trajectory))
@@ -139,10 +143,19 @@ def test_study_runs_and_resumes(tmp_path):
     raw = out / "eval" / "base.jsonl"
     lines = raw.read_text().count("\n")
     small = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"dev_n": 2})})
-    assert run_experiment(small, out, log=logs.append)["arms"]["base"]["n"] == 2
+    small_base = run_experiment(small, out, log=logs.append)["arms"]["base"]
+    assert small_base["n"] == 2
+    # the entropy too is that of the two tasks' tokens, read from the journal
+    assert 0 < small_base["entropy"]["tokens"] < base["entropy"]["tokens"]
     assert len(list(read_jsonl(out / "eval" / "base.labelled.jsonl", Trajectory))) == 2
     assert run_experiment(cfg, out, log=logs.append)["arms"]["base"] == report["arms"]["base"]
     assert raw.read_text().count("\n") == lines == 4
+
+    # a folder from before the entropy journal keeps its whole-pass result
+    journal.unlink()
+    legacy = {"entropy": {"mean": 9.5, "tokens": 7, "by_turn": {"1": 9.5}}}
+    (out / "eval" / "base.entropy.json").write_text(json.dumps(legacy))
+    assert run_experiment(cfg, out, log=logs.append)["arms"]["base"]["entropy"] == legacy["entropy"]
 
 
 def cfg_dev(out, n: int) -> list[Task]:

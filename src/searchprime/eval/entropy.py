@@ -11,30 +11,40 @@ At every counted position t the entropy is H_t = -sum_v p(v | x_<t) log p(v | x_
 p = softmax(logits / temperature). Reported: the token-weighted mean over all counted tokens,
 the same per turn number (1 = the first model call), and per trajectory (for CIs over tasks).
 Sequences are padded on the right into batches of at most ``max_batch_tokens`` tokens (the
-attention mask keeps padding out; the logits take max_batch_tokens x vocabulary floats, 0.8 GB
-for SmolLM2 at the default); a segment longer than ``max_length`` is skipped and counted.
+attention mask keeps padding out); logits are formed only at the positions that predict a
+counted token (``logits_to_keep``, where the model takes it), which on multi-turn agents with
+long observations is a small part of the sequence; a segment longer than ``max_length`` is
+skipped and counted.
+
+Trajectories are processed ``window`` at a time. With a ``journal`` (a JSONL file), each
+finished trajectory's sums are appended to it, and a later call with the same journal skips the
+trajectories it already holds: a pass that dies (a long study's session ends) resumes where it
+stopped instead of starting over.
 
 Needs the ``train`` extra (torch, transformers, trl); imported lazily.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from searchprime._lazy import require
 from searchprime.errors import ConfigError
-from searchprime.records import Trajectory
+from searchprime.records import JsonlWriter, Trajectory, read_jsonl
 
 __all__ = [
     "EntropyReport",
     "TokenEntropy",
     "TrajectoryEntropy",
+    "TrajectorySums",
     "encode_trajectory",
     "load_policy",
     "policy_entropy",
@@ -69,6 +79,27 @@ class EntropyReport(BaseModel):
     per_trajectory: list[TrajectoryEntropy] = Field(description="In input order.")
     sequences: int = Field(description="Token sequences (trajectory segments) evaluated.")
     skipped_too_long: int = Field(description="Segments over max_length tokens, left out.")
+
+
+class TrajectorySums(BaseModel):
+    """One trajectory's entropy sums: a line of the resume journal of :func:`policy_entropy`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_id: str
+    attempt: int
+    temperature: float
+    total: float = Field(description="Sum of the counted tokens' entropies (nats).")
+    tokens: int
+    by_turn: dict[int, tuple[float, int]] = Field(
+        default_factory=dict, description="Turn number -> (sum of entropies, tokens)."
+    )
+    sequences: int = 0
+    skipped_too_long: int = 0
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.task_id, self.attempt)
 
 
 @dataclass
@@ -168,6 +199,14 @@ def _batches(seqs: list[_Seq], max_batch_tokens: int) -> list[list[_Seq]]:
     return out
 
 
+def _keeps_logits(model: Any) -> bool:
+    """Whether ``model.forward`` takes ``logits_to_keep`` (transformers' causal LMs since 4.50)."""
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _entropies(model: Any, batch: list[_Seq], temperature: float, pad_id: int, chunk: int):
     """Per sequence: (entropy of each counted token, its turn number)."""
     torch = require("torch", "train")
@@ -178,21 +217,125 @@ def _entropies(model: Any, batch: list[_Seq], temperature: float, pad_id: int, c
     for r, s in enumerate(batch):
         ids[r, : len(s.ids)] = torch.tensor(s.ids)
         attn[r, : len(s.ids)] = 1
+    positions = [torch.nonzero(torch.tensor(s.turn_of)).squeeze(-1) for s in batch]
+    # the logits at t-1 predict token t; only those rows of the vocabulary projection are needed
+    # (every row's positions, so one index serves the whole batch)
+    needed = torch.unique(torch.cat(positions) - 1)
+    kwargs: dict[str, Any] = {}
+    if _keeps_logits(model):
+        kwargs["logits_to_keep"] = needed.to(device)
     with torch.inference_mode():
-        logits = model(input_ids=ids.to(device), attention_mask=attn.to(device)).logits
+        logits = model(input_ids=ids.to(device), attention_mask=attn.to(device), **kwargs).logits
         out = []
         for r, s in enumerate(batch):
-            turn_of = torch.tensor(s.turn_of)
-            pos = torch.nonzero(turn_of).squeeze(-1)
+            pos = positions[r]
+            cols = torch.searchsorted(needed, pos - 1) if kwargs else pos - 1
             values = []
-            for i in range(0, len(pos), chunk):
-                at = pos[i : i + chunk].to(device)
-                z = logits[r, at - 1].float() / temperature  # logits at t-1 predict token t
+            for i in range(0, len(cols), chunk):
+                z = logits[r, cols[i : i + chunk].to(device)].float() / temperature
                 logp = torch.log_softmax(z, dim=-1)
                 values.append(-(logp.exp() * logp).sum(-1).double().cpu())
             ent = torch.cat(values) if values else torch.zeros(0, dtype=torch.float64)
-            out.append((ent, turn_of[pos]))
+            out.append((ent, torch.tensor(s.turn_of)[pos]))
     return out
+
+
+def _read_journal(path: Path, temperature: float) -> dict[tuple[str, int], TrajectorySums]:
+    """The sums a journal already holds; refuses one taken at another temperature."""
+    if not path.exists():
+        return {}
+    done: dict[tuple[str, int], TrajectorySums] = {}
+    for line, rec in enumerate(read_jsonl(path, TrajectorySums), start=1):
+        if rec.temperature != temperature:
+            raise ConfigError(
+                f"{path}: record {line} (task {rec.task_id}#{rec.attempt}): temperature "
+                f"{rec.temperature} was journaled, this pass takes {temperature}; delete the "
+                "journal to start over"
+            )
+        done[rec.key] = rec
+    return done
+
+
+def _window_sums(
+    model: Any,
+    tokenizer: Any,
+    trajs: list[Trajectory],
+    temperature: float,
+    limit: int | None,
+    max_batch_tokens: int,
+    chunk: int,
+) -> list[TrajectorySums]:
+    """The sums of each trajectory of ``trajs``, their segments batched together."""
+    seqs: list[_Seq] = []
+    skipped = [0] * len(trajs)
+    n_seqs = [0] * len(trajs)
+    for i, traj in enumerate(trajs):
+        for ids, turn_of in encode_trajectory(tokenizer, traj):
+            if limit is not None and len(ids) > limit:
+                skipped[i] += 1
+            elif any(turn_of):
+                seqs.append(_Seq(i, ids, turn_of))
+                n_seqs[i] += 1
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    sums = [
+        TrajectorySums(
+            task_id=t.task_id,
+            attempt=t.attempt,
+            temperature=temperature,
+            total=0.0,
+            tokens=0,
+            sequences=n_seqs[i],
+            skipped_too_long=skipped[i],
+        )
+        for i, t in enumerate(trajs)
+    ]
+    for batch in _batches(seqs, max_batch_tokens):
+        for s, (ent, turns) in zip(
+            batch, _entropies(model, batch, temperature, pad_id, chunk), strict=True
+        ):
+            rec = sums[s.traj]
+            rec.total += float(ent.sum())
+            rec.tokens += len(ent)
+            for turn in turns.unique().tolist():
+                sel = ent[turns == turn]
+                before, n = rec.by_turn.get(turn, (0.0, 0))
+                rec.by_turn[turn] = (before + float(sel.sum()), n + len(sel))
+    return sums
+
+
+def _report(
+    name: str, temperature: float, trajs: list[Trajectory], sums: list[TrajectorySums]
+) -> EntropyReport:
+    def mean(total: float, n: int) -> float | None:
+        return total / n if n else None
+
+    turn_sums: dict[int, float] = defaultdict(float)
+    turn_counts: dict[int, int] = defaultdict(int)
+    for rec in sums:
+        for turn, (total, n) in rec.by_turn.items():
+            turn_sums[turn] += total
+            turn_counts[turn] += n
+    tokens = sum(rec.tokens for rec in sums)
+    return EntropyReport(
+        model=name,
+        temperature=temperature,
+        overall=TokenEntropy(mean=mean(sum(rec.total for rec in sums), tokens), tokens=tokens),
+        by_turn={
+            t: TokenEntropy(mean=mean(turn_sums[t], turn_counts[t]), tokens=turn_counts[t])
+            for t in sorted(turn_counts)
+        },
+        per_trajectory=[
+            TrajectoryEntropy(
+                task_id=t.task_id,
+                attempt=t.attempt,
+                mean=mean(rec.total, rec.tokens),
+                tokens=rec.tokens,
+            )
+            for t, rec in zip(trajs, sums, strict=True)
+        ],
+        sequences=sum(rec.sequences for rec in sums),
+        skipped_too_long=sum(rec.skipped_too_long for rec in sums),
+    )
 
 
 def policy_entropy(
@@ -205,6 +348,9 @@ def policy_entropy(
     max_batch_tokens: int = 4096,
     max_length: int | None = None,
     chunk: int = 1024,
+    window: int = 16,
+    journal: str | os.PathLike[str] | None = None,
+    on_done: Callable[[int], object] | None = None,
 ) -> EntropyReport:
     """Mean per-token entropy of ``model`` over the policy tokens of ``trajs``.
 
@@ -212,66 +358,56 @@ def policy_entropy(
     ``transformers`` causal LM with its ``tokenizer`` (used on the device it is on).
     ``temperature``: the sampling temperature the entropy is taken at. ``max_length``: longest
     segment evaluated (default: the model's ``max_position_embeddings``). ``chunk``: positions
-    whose full-vocabulary softmax is formed at once.
+    whose full-vocabulary softmax is formed at once. ``window``: trajectories batched together
+    (and journaled together). ``journal``: a JSONL file of finished trajectories' sums, read to
+    resume and appended to. ``on_done(n)``: called as ``n`` more trajectories are finished
+    (journaled ones included, first), for a progress bar.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    trajs = list(trajs)
+    keys = [t.key for t in trajs]
+    if journal is not None and len(set(keys)) != len(keys):
+        raise ValueError("a journaled entropy pass needs one trajectory per (task_id, attempt)")
+    done = _read_journal(Path(journal), temperature) if journal is not None else {}
+    results: list[TrajectorySums | None] = [done.get(k) for k in keys]
+    todo = [i for i, rec in enumerate(results) if rec is None]
+    if on_done is not None and len(todo) < len(trajs):
+        on_done(len(trajs) - len(todo))
     if isinstance(model, (str, os.PathLike)):
         name = os.fspath(model)
-        model, loaded_tok = load_policy(model, device)
-        tokenizer = tokenizer or loaded_tok
+        if todo:
+            model, loaded_tok = load_policy(model, device)
+            tokenizer = tokenizer or loaded_tok
     else:
         name = str(getattr(model.config, "name_or_path", "") or type(model).__name__)
         if tokenizer is None:
             raise ValueError("a loaded model needs its tokenizer")
-    _training_template(tokenizer)
-    trajs = list(trajs)
-    limit = max_length or getattr(model.config, "max_position_embeddings", None)
-    seqs: list[_Seq] = []
-    skipped = 0
-    for i, traj in enumerate(trajs):
-        for ids, turn_of in encode_trajectory(tokenizer, traj):
-            if limit is not None and len(ids) > limit:
-                skipped += 1
-            elif any(turn_of):
-                seqs.append(_Seq(i, ids, turn_of))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    sums: dict[int, float] = defaultdict(float)
-    counts: dict[int, int] = defaultdict(int)
-    turn_sums: dict[int, float] = defaultdict(float)
-    turn_counts: dict[int, int] = defaultdict(int)
-    for batch in _batches(seqs, max_batch_tokens):
-        for s, (ent, turns) in zip(
-            batch, _entropies(model, batch, temperature, pad_id, chunk), strict=True
-        ):
-            sums[s.traj] += float(ent.sum())
-            counts[s.traj] += len(ent)
-            for turn in turns.unique().tolist():
-                sel = ent[turns == turn]
-                turn_sums[turn] += float(sel.sum())
-                turn_counts[turn] += len(sel)
-
-    def mean(total: float, n: int) -> float | None:
-        return total / n if n else None
-
-    tokens = sum(counts.values())
-    return EntropyReport(
-        model=name,
-        temperature=temperature,
-        overall=TokenEntropy(mean=mean(sum(sums.values()), tokens), tokens=tokens),
-        by_turn={
-            t: TokenEntropy(mean=mean(turn_sums[t], turn_counts[t]), tokens=turn_counts[t])
-            for t in sorted(turn_counts)
-        },
-        per_trajectory=[
-            TrajectoryEntropy(
-                task_id=t.task_id,
-                attempt=t.attempt,
-                mean=mean(sums[i], counts[i]),
-                tokens=counts[i],
-            )
-            for i, t in enumerate(trajs)
-        ],
-        sequences=len(seqs),
-        skipped_too_long=skipped,
-    )
+    if todo:
+        _training_template(tokenizer)
+        limit = max_length or getattr(model.config, "max_position_embeddings", None)
+        writer = JsonlWriter(journal) if journal is not None else None
+        try:
+            for start in range(0, len(todo), window):
+                part = todo[start : start + window]
+                sums = _window_sums(
+                    model,
+                    tokenizer,
+                    [trajs[i] for i in part],
+                    temperature,
+                    limit,
+                    max_batch_tokens,
+                    chunk,
+                )
+                for i, rec in zip(part, sums, strict=True):
+                    results[i] = rec
+                    if writer is not None:
+                        writer.write(rec)
+                if on_done is not None:
+                    on_done(len(part))
+        finally:
+            if writer is not None:
+                writer.close()
+    return _report(name, temperature, trajs, [r for r in results if r is not None])

@@ -19,6 +19,7 @@ tasks (mean EM difference, paired-bootstrap CI, McNemar's exact p); the paper's 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +99,19 @@ def sampling_row(trajs: list[Trajectory], tasks: list[Task], cfg: ExperimentConf
     }
 
 
-def entropy_row(model_dir: Path, trajs: list[Trajectory], cfg: ExperimentConfig) -> dict:
-    """``entropy``: the policy's mean per-token entropy (nats) over its own dev tokens."""
+def entropy_row(
+    model_dir: Path,
+    trajs: list[Trajectory],
+    cfg: ExperimentConfig,
+    *,
+    journal: Path | None = None,
+    on_done: Callable[[int], object] | None = None,
+) -> dict:
+    """``entropy``: the policy's mean per-token entropy (nats) over its own dev tokens
+    (``journal`` and ``on_done``: see :func:`~searchprime.eval.entropy.policy_entropy`)."""
     from searchprime.eval.entropy import policy_entropy
 
-    rep = policy_entropy(model_dir, trajs, device=cfg.eval.device)
+    rep = policy_entropy(model_dir, trajs, device=cfg.eval.device, journal=journal, on_done=on_done)
     return {
         "entropy": {
             "mean": rep.overall.mean,

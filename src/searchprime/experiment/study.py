@@ -86,15 +86,6 @@ def _rollout(
     return [t for t in read_jsonl(path, Trajectory) if t.task_id in wanted]
 
 
-def _cached_json(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """``compute()`` once; later runs read the JSON it left at ``path``."""
-    if path.exists():
-        return json.loads(path.read_text())
-    value = compute()
-    atomic_write_text(path, json.dumps(value, indent=2) + "\n")
-    return value
-
-
 def _task_ids(path: Path) -> set[str] | None:
     """Task ids of a trajectory file, or None when it does not exist."""
     return {t.task_id for t in read_jsonl(path, Trajectory)} if path.exists() else None
@@ -318,12 +309,7 @@ class Study:
                 row["prompt"] = prompt
             self.per_task[name] = em_by_task(trajs, dev)
             if cfg.eval.entropy:
-                row.update(
-                    _cached_json(
-                        self.out / "eval" / f"{name}.entropy.json",
-                        lambda: entropy_row(model_dir, trajs, cfg),
-                    )
-                )
+                row.update(self._entropy(name, model_dir, trajs))
             if cfg.eval.samples > 1 and name in (cfg.eval.samples_models or [name]):
                 row.update(self._sample(name, model_dir, prompt))
             self.report["arms"][name] = row
@@ -334,6 +320,20 @@ class Study:
                 f"valid turns {row['valid_turns']:.1%}, {row['searches']:.2f} searches/task"
                 + (f", entropy {entropy:.3f}" if entropy is not None else "")
             )
+        return row
+
+    def _entropy(self, name: str, model_dir: Path, trajs: list[Trajectory]) -> dict[str, Any]:
+        """The entropy row of ``trajs``, from the per-trajectory journal
+        ``eval/<name>.entropy.jsonl``: a pass cut short (on long primed trajectories it takes
+        ~20 min on 2 cores) resumes, and a finished one is re-read for any subset of dev."""
+        journal = self.out / "eval" / f"{name}.entropy.jsonl"
+        whole = journal.with_suffix(".json")
+        if whole.exists() and not journal.exists():
+            # a folder from before the journal: its whole-pass result stands
+            return json.loads(whole.read_text())
+        with self.progress(f"entropy {name}", len(trajs)) as advance:
+            row = entropy_row(model_dir, trajs, self.cfg, journal=journal, on_done=advance)
+        atomic_write_text(whole, json.dumps(row, indent=2) + "\n")
         return row
 
     def _sample(self, name: str, model_dir: Path, prompt: str | None) -> dict[str, Any]:
