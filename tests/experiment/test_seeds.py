@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -54,9 +55,27 @@ def test_repeated_seeds_must_differ():
 
 @pytest.mark.slow
 def test_one_study_per_seed_then_the_aggregate(tmp_path):
+    # a study first run without seeds becomes seed 0's folder by a link, and is not redone
+    single = run_experiment(
+        ExperimentConfig.model_validate({**TINY, "seeds": None}),
+        tmp_path / "single",
+        log=lambda _m: None,
+    )
+    multi = tmp_path / "multi"
+    multi.mkdir()
+    (multi / "seed-0").symlink_to("../single")
+    rollouts = tmp_path / "single" / "eval" / "rand.jsonl"
+    written = rollouts.stat().st_mtime_ns
     cfg = ExperimentConfig.model_validate(TINY)
-    report = run_experiment(cfg, tmp_path, log=lambda _m: None)
+    logs: list[str] = []
+    report = run_experiment(cfg, multi, log=logs.append)
+    seed1 = logs.index("== seed 1 ==")
+    assert not any(line.startswith(("stage sft", "stage rl")) for line in logs[:seed1])
+    assert rollouts.stat().st_mtime_ns == written
+    assert "stage sft base ..." in logs[seed1:]
     assert report["seeds"] == [0, 1]
+    assert report["arms"]["rand"]["em"]["per_seed"][0] == single["arms"]["rand"]["em"]
+    tmp_path = multi
     per_seed = {}
     for s in (0, 1):
         one = json.loads((tmp_path / f"seed-{s}" / "report.json").read_text())
@@ -68,3 +87,38 @@ def test_one_study_per_seed_then_the_aggregate(tmp_path):
         assert one["selection"]["rand"]["config"]["seed"] == s
     assert report["arms"]["rand"]["em"]["per_seed"] == [per_seed[0], per_seed[1]]
     assert json.loads((tmp_path / "report.json").read_text()) == report
+
+
+@pytest.mark.parametrize("exploration", [False, True])
+def test_later_seeds_run_the_seed_models_and_skip_exploration(tmp_path, exploration):
+    from searchprime.experiment.seeds import run_seeds
+
+    cfg = ExperimentConfig.model_validate(
+        {
+            **TINY,
+            "seeds": [0, 3, 5],
+            "seed_models": ["rand"],
+            "seed_exploration": exploration,
+            "eval": {**TINY["eval"], "entropy": True, "samples": 4, "samples_tasks": 1},
+        }
+    )
+    seen: list[tuple[Path, ExperimentConfig]] = []
+
+    def run_one(one: ExperimentConfig, out: Path) -> dict:
+        seen.append((out, one))
+        return {"arms": {"base": _arm(0.2 + one.seed / 10), "rand": _arm(0.1)}, "claims": []}
+
+    report = run_seeds(cfg, tmp_path, run_one, log=lambda _m: None)
+    assert [out.name for out, _ in seen] == ["seed-0", "seed-3", "seed-5"]
+    first, *later = [one for _, one in seen]
+    assert (first.seed, first.only, first.seeds) == (0, None, None)
+    assert (first.eval.samples, first.eval.entropy) == (4, True)
+    for one in later:
+        assert one.only == ["rand"] and one.seeds is None
+        want = (4, True) if exploration else (1, False)
+        assert (one.eval.samples, one.eval.entropy) == want
+        # nothing else of eval changes: the dev rollouts stay comparable across seeds
+        assert one.eval.model_dump(exclude={"samples", "entropy"}) == first.eval.model_dump(
+            exclude={"samples", "entropy"}
+        )
+    assert report["arms"]["base"]["em"]["per_seed"] == [0.2, 0.5, 0.7]

@@ -373,6 +373,13 @@ class ExperimentConfig(_Strict):
         description="With seeds: the first seed runs the whole study, later seeds only these "
         "models and the ones they start from (e.g. [direct-rl, behavior-rl]; None: all).",
     )
+    seed_exploration: bool = Field(
+        default=False,
+        description="With seeds and seed_models: later seeds also sample pass@k and take the "
+        "policy entropy (eval.samples, eval.entropy). Off: they measure what the seeds "
+        "aggregate (EM, F1, turns, searches, behaviors) and leave the exploration analyses to "
+        "the first seed (on a 2-core CPU they cost ~3 h a seed for the headline pair).",
+    )
     only: list[str] | None = Field(
         default=None,
         min_length=1,

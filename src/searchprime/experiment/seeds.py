@@ -7,7 +7,13 @@ headline numbers and, per model, the mean ± sample sd of EM, F1 and the behavio
 
 With ``seed_models`` (e.g. the headline pair ``[direct-rl, behavior-rl]``) only the first seed
 runs the whole study; later seeds run those models and the ones they start from, so the
-aggregate holds them (and their ancestors) over every seed and the other arms once.
+aggregate holds them (and their ancestors) over every seed and the other arms once. Later seeds
+then skip pass@k sampling and the entropy pass too (not aggregated), unless
+``seed_exploration``.
+
+A study already run without ``seeds`` becomes the first seed's folder without being redone:
+link it as ``<out>/seed-<s>`` (``ln -s ../paper runs/paper-seeds/seed-0``) and run with
+``seeds: [s, ...]``; its settings are the per-seed ones (``seed: s``, no ``seeds``).
 """
 
 from __future__ import annotations
@@ -82,8 +88,15 @@ def run_seeds(
     reports = {}
     for i, seed in enumerate(cfg.seeds or [cfg.seed]):
         log(f"== seed {seed} ==")
-        only = cfg.only if i == 0 or cfg.seed_models is None else cfg.seed_models
-        one = cfg.model_copy(update={"seed": seed, "seeds": None, "only": only})
+        later = i > 0 and cfg.seed_models is not None
+        update: dict[str, Any] = {
+            "seed": seed,
+            "seeds": None,
+            "only": cfg.seed_models if later else cfg.only,
+        }
+        if later and not cfg.seed_exploration:
+            update["eval"] = cfg.eval.model_copy(update={"samples": 1, "entropy": False})
+        one = cfg.model_copy(update=update)
         reports[seed] = run_one(one, out / f"seed-{seed}")
     report = {"name": cfg.name, **aggregate_seeds(reports)}
     report["claims"] = aggregate_claims(reports)
