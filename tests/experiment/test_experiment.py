@@ -53,6 +53,13 @@ def test_study_runs_and_resumes(tmp_path):
     assert any(n.startswith("Partial: ") for n in load_run(out, trajectories=False).notes)
     report = run_experiment(cfg, out, log=logs.append)
     assert "partial" not in json.loads((out / "report.json").read_text())
+    # a finished run's checkpoints only served to resume it: removed, the final model kept
+    for run in ("sft base", "rl base", "sft rand"):
+        assert any(
+            line.startswith(f"  {run}: finished; removed its checkpoints (") for line in logs
+        )
+    assert not list(out.glob("*/*/checkpoint-*"))
+    assert (out / "sft" / "rand" / "model.safetensors").exists()
 
     assert set(report["arms"]) == {"base", "base+rl", "rand", "teacher-plain", "teacher-all"}
     for name in ("base", "rand"):
@@ -239,6 +246,8 @@ def _resume_guard(other: ExperimentConfig, out: Path, refused: str | None) -> st
     ("update", "run_started", "refused"),
     [
         ({"only": ["base"]}, True, None),  # which models run, not how: free at any time
+        ({"keep_checkpoints": True}, True, None),  # what stays on disk: free at any time
+        ({"seed_exploration": True}, True, None),
         ({"rl": {"start_from": ["base"], "learning_rate": 1e-5}}, False, None),  # no RL run yet
         ({"rl": {"start_from": ["base"], "learning_rate": 1e-5}}, True, "other settings (rl)"),
         ({"rl": None}, True, "other settings (rl)"),

@@ -187,3 +187,26 @@ def test_whole_run_loss_and_fingerprints(tmp_path: Path) -> None:
     with big.open("r+b") as f:  # a change in a sampled region (the head) is seen
         f.write(b"\x01")
     assert diff_settings({"m": before}, {"m": file_digest(big, full_up_to=2**20)})
+
+
+def test_prune_checkpoints_only_once_the_run_is_finished(tmp_path: Path) -> None:
+    from searchprime.train.resume import prune_checkpoints
+
+    for step, complete in ((2, True), (4, True), (6, False)):  # 6: killed while saving
+        ckpt = tmp_path / f"checkpoint-{step}"
+        ckpt.mkdir()
+        (ckpt / "optimizer.pt").write_bytes(b"x" * 1000)
+        if complete:
+            (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (tmp_path / "checkpoint-notes").mkdir()  # not a checkpoint name: never touched
+    (tmp_path / "model.safetensors").write_bytes(b"w")
+    # not finished: every checkpoint stays, the last complete one is what a resume needs
+    assert prune_checkpoints(tmp_path, SUMMARY_FILE) == 0
+    assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
+    (tmp_path / SUMMARY_FILE).write_text("{}")
+    freed = prune_checkpoints(tmp_path, SUMMARY_FILE)
+    assert freed == 3 * 1000 + 2 * len(json.dumps({"global_step": 2}))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["checkpoint-notes", "model.safetensors", SUMMARY_FILE]
+    )
+    assert prune_checkpoints(tmp_path, SUMMARY_FILE) == 0

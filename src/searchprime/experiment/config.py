@@ -373,6 +373,12 @@ class ExperimentConfig(_Strict):
         description="With seeds: the first seed runs the whole study, later seeds only these "
         "models and the ones they start from (e.g. [direct-rl, behavior-rl]; None: all).",
     )
+    keep_checkpoints: bool = Field(
+        default=False,
+        description="Keep the checkpoint-*/ folders of finished SFT and RL runs (for SmolLM2 "
+        "1.6 GB each, most of it optimizer state; they serve only to resume). Off: removed once "
+        "a run's final model and summary are written.",
+    )
     seed_exploration: bool = Field(
         default=False,
         description="With seeds and seed_models: later seeds also sample pass@k and take the "

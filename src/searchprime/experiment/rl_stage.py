@@ -115,10 +115,12 @@ def train_rl(
     log: Log,
 ) -> tuple[Path, Any]:
     """GRPO from ``model_dir`` into ``out/rl/<run.folder>`` (cached; resumes from checkpoints)."""
+    from searchprime.experiment.sft_stage import drop_checkpoints
     from searchprime.rl.grpo import SUMMARY_FILE, RLSummary, run_rl
 
     dest = out / "rl" / run.folder
     if (dest / SUMMARY_FILE).exists():
+        drop_checkpoints(cfg, f"rl {run.folder}", dest, SUMMARY_FILE, log)
         return dest, RLSummary.model_validate_json((dest / SUMMARY_FILE).read_text())
     with stage(f"rl {run.folder}"):
         run_cfg = rl_run_config(cfg, model_dir, dest, tasks=tasks, index_dir=index_dir, run=run)
@@ -129,4 +131,5 @@ def train_rl(
             f"{_num(summary.reward_first)} -> {_num(summary.reward_last)}, zero-variance groups "
             f"{_num(summary.zero_std_groups)}"
         )
+    drop_checkpoints(cfg, f"rl {run.folder}", dest, SUMMARY_FILE, log)
     return dest, summary

@@ -28,6 +28,9 @@ __all__ = ["run_experiment"]
 
 #: Top-level settings that choose which models a run makes, not how any stage makes them.
 _CHOOSERS = ("only", "seed_models")
+#: Top-level settings that shape no stage's result: what is kept on disk, and whether later
+#: seeds run the exploration analyses (eval.samples / eval.entropy, free themselves).
+_BOOKKEEPING = ("keep_checkpoints", "seed_exploration")
 
 
 def _rl_started(out: Path) -> bool:
@@ -45,7 +48,8 @@ def _check_same_settings(cfg: ExperimentConfig, saved: Path) -> None:
     the teachers, SFT or RL (:data:`~searchprime.experiment.config.EVAL_SHAPES_TRAINING`) are
     checked like any other section. The ``rl`` section may change while no RL run has
     started (a long study's RL can be settled while its SFT runs), and ``only`` /
-    ``seed_models`` at any time: they choose which models run, not how.
+    ``seed_models`` (which models run, not how) and ``keep_checkpoints`` /
+    ``seed_exploration`` (what is kept and analysed) at any time.
     """
     if not saved.exists():
         return
@@ -67,7 +71,7 @@ def _check_same_settings(cfg: ExperimentConfig, saved: Path) -> None:
     def changed(fields: tuple[str, ...]) -> list[str]:
         return [f"eval.{f}" for f in fields if old_eval.get(f) != new_eval.get(f)]
 
-    free = {"eval", *_CHOOSERS}
+    free = {"eval", *_CHOOSERS, *_BOOKKEEPING}
     if not _rl_started(saved.parent):
         free.add("rl")
     diff = sorted(k for k in set(old) | set(new) if k not in free and old.get(k) != new.get(k))

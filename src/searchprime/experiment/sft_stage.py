@@ -41,6 +41,14 @@ def sft_run_config(
     return SFTRunConfig(model=str(model), data=data, output_dir=str(dest), **knobs)
 
 
+def drop_checkpoints(cfg: ExperimentConfig, name: str, dest: Path, finished: str, log: Log) -> None:
+    """Remove a finished run's checkpoints unless ``keep_checkpoints`` (they only resume it)."""
+    from searchprime.train.resume import prune_checkpoints
+
+    if not cfg.keep_checkpoints and (freed := prune_checkpoints(dest, finished)):
+        log(f"  {name}: finished; removed its checkpoints ({freed / 2**30:.1f} GiB)")
+
+
 def train_models(
     cfg: ExperimentConfig,
     out: Path,
@@ -54,7 +62,7 @@ def train_models(
     Yields ``(name, checkpoint)`` as each is ready (trained now or earlier).
     """
     from searchprime.train.models import init_tiny, prepare_smollm2
-    from searchprime.train.sft import run_sft
+    from searchprime.train.sft import SUMMARY_FILE, run_sft
 
     with stage("policy model"):
         if cfg.sft.model == "smollm2":
@@ -70,14 +78,13 @@ def train_models(
     order = [("base", start)] + [(a.name, None) for a in cfg.arms if a.name in wanted]
     for name, init in order:
         dest = out / "sft" / name
-        with (
-            stage(f"sft {name}") if not (dest / "searchprime_sft.json").exists() else nullcontext()
-        ):
-            if not (dest / "searchprime_sft.json").exists():
+        with stage(f"sft {name}") if not (dest / SUMMARY_FILE).exists() else nullcontext():
+            if not (dest / SUMMARY_FILE).exists():
                 summary = run_sft(sft_run_config(cfg, name, init or base, data_dirs, dest))
                 log(
                     f"  {name}: {summary.samples} samples, {summary.steps} steps, loss "
                     f"{summary.first_loss} -> {summary.last_loss}, {summary.tokens_per_s:.0f} tok/s"
                 )
+        drop_checkpoints(cfg, f"sft {name}", dest, SUMMARY_FILE, log)
         base = base or dest
         yield name, dest

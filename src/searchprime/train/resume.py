@@ -22,7 +22,13 @@ from searchprime.errors import ResumeError
 from searchprime.records import atomic_write_text
 from searchprime.train.fingerprint import diff_settings, normalise
 
-__all__ = ["ResumePlan", "last_checkpoint", "plan_run", "resume_checkpoint"]
+__all__ = [
+    "ResumePlan",
+    "last_checkpoint",
+    "plan_run",
+    "prune_checkpoints",
+    "resume_checkpoint",
+]
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
@@ -47,6 +53,23 @@ def last_checkpoint(output_dir: str | Path) -> str | None:
     """The last complete ``checkpoint-*`` folder in ``output_dir`` (``None`` when none)."""
     done = [p for p in _checkpoint_dirs(Path(output_dir)) if _complete(p)]
     return str(done[-1]) if done else None
+
+
+def prune_checkpoints(output_dir: str | Path, finished_file: str) -> int:
+    """Remove the ``checkpoint-*`` folders of a finished run; return the bytes freed.
+
+    A run is finished when ``finished_file`` (its summary, written after the final model) is in
+    ``output_dir``; the checkpoints only served to resume it (SmolLM2's hold 1.6 GB each, most
+    of it optimizer state). An unfinished run is left alone.
+    """
+    out = Path(output_dir)
+    if not (out / finished_file).is_file():
+        return 0
+    freed = 0
+    for ckpt in _checkpoint_dirs(out):
+        freed += sum(f.stat().st_size for f in ckpt.rglob("*") if f.is_file())
+        shutil.rmtree(ckpt)
+    return freed
 
 
 def resume_checkpoint(resume: bool | str, output_dir: str) -> str | None:
