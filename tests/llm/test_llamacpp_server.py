@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import httpx
@@ -128,35 +129,106 @@ def test_count_tokens_with_local_gguf_tokenizer_agrees_with_server(gguf_server, 
     assert local.describe()["token_counting"] == "local Hugging Face tokenizer"
 
 
-def _blocked(tid: str) -> int:
-    status = Path(f"/proc/self/task/{tid}/status").read_text()
-    return int(next(x for x in status.splitlines() if x.startswith("SigBlk:")).split()[1], 16)
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie left for a parent that never reaps it counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
-def test_stop_signals_reach_python_never_the_servers_threads(smollm2_gguf):
-    """llama.cpp's threads block SIGINT / SIGTERM (they inherit the mask the constructor set),
-    so a SIGTERM always reaches Python's handler; this thread's mask is restored."""
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads Linux's /proc")
+def test_the_server_is_a_child_process_that_stops_with_close(smollm2_gguf):
     import os
-    import signal
 
     from searchprime.llm.serve import GGUFServer
 
-    before = set(os.listdir("/proc/self/task"))
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-    caught = []
-    previous = signal.signal(signal.SIGTERM, lambda *_: caught.append("python"))
+    server = GGUFServer(smollm2_gguf, parallel=1, ctx_size=512, threads=1)
+    pid = server.pid
+    assert pid is not None and pid != os.getpid() and _alive(pid)
+    assert httpx.get(f"{server.root_url}/health", timeout=10).status_code == 200
+    server.close()
+    assert server.pid is None and not _alive(pid)
+    server.close()  # idempotent
+    assert "closed" in repr(server)
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{server.root_url}/health", timeout=2)
+
+
+_CALLER = """
+import sys
+from searchprime.llm.serve import GGUFServer
+print("starting", flush=True)
+server = GGUFServer(sys.argv[1], parallel=1, ctx_size=512, threads=1)
+print(server.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads Linux's /proc")
+def test_a_killed_caller_leaves_no_server_behind(smollm2_gguf):
+    """SIGKILL once serving: the server's stdin ends, so it exits too. SIGTERM while the
+    server starts (a study stopped at a session's end) stops the caller at once: the
+    constructor no longer holds it."""
+    import signal
+    import subprocess
+    import sys
+
+    def caller() -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _CALLER, str(smollm2_gguf)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "starting"
+        return proc
+
+    proc = caller()
+    assert proc.stdout is not None
+    server_pid = int(proc.stdout.readline())
+    assert _alive(server_pid)
+    proc.kill()
+    proc.wait(timeout=10)
+    assert _gone_within(server_pid, 15), "the server outlived its killed caller"
+
+    proc = caller()
+    deadline, kids = time.monotonic() + 15, []
+    while not kids and time.monotonic() < deadline:  # the server process, as it starts
+        kids = [
+            int(p.name)
+            for p in Path("/proc").iterdir()
+            if p.name.isdigit() and _parent(int(p.name)) == proc.pid
+        ]
+    assert len(kids) == 1
+    proc.send_signal(signal.SIGTERM)  # while the model loads
+    assert proc.wait(timeout=15) == -signal.SIGTERM
+    assert _gone_within(kids[0], 15), "the server outlived its terminated caller"
+
+
+def _parent(pid: int) -> int | None:
     try:
-        with GGUFServer(smollm2_gguf, parallel=1, ctx_size=512, threads=1) as server:
-            started = set(os.listdir("/proc/self/task")) - before
-            assert started, "the server started no thread"
-            for tid in started:
-                bits = _blocked(tid)
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    assert bits >> (sig - 1) & 1, f"server thread {tid} takes signal {sig}"
-            assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == mask
-            os.kill(os.getpid(), signal.SIGTERM)
-            assert caught == ["python"]
-            assert httpx.get(f"{server.root_url}/health", timeout=10).status_code == 200
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+        return None
+
+
+def test_a_file_llama_cpp_cannot_load_fails_with_its_path(tmp_path):
+    pytest.importorskip("xllamacpp")
+    from searchprime.errors import LLMError
+    from searchprime.llm.serve import GGUFServer
+
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\x00" * 64)
+    with pytest.raises(LLMError, match=r"broken\.gguf: llama\.cpp server failed to start: "):
+        GGUFServer(bad, parallel=1, ctx_size=512, threads=1, startup_timeout_s=60)

@@ -1,9 +1,17 @@
-"""Serve a GGUF model with llama.cpp's own OpenAI-compatible server, in-process, via ``xllamacpp``.
+"""Serve a GGUF model with llama.cpp's own OpenAI-compatible server, via ``xllamacpp``.
 
 ``xllamacpp`` (the ``serve`` extra) ships llama.cpp's ``llama-server`` as a Python extension:
 building ``xllamacpp.Server(CommonParams)`` loads the model and starts the HTTP server on its own
-threads; dropping the object stops it. :class:`GGUFServer` wraps that with a free port, a
-``/health`` wait, ``base_url`` and a context manager.
+threads. :class:`GGUFServer` builds it in a child process of its own
+(:mod:`searchprime.llm._serve_child`) and adds a free port, a ``/health`` wait, ``base_url``
+and a context manager.
+
+Why a child process: stopping is then a process exit, bounded in time (the extension's
+destructor joins llama.cpp's threads, and a study was seen to stall there and, once, in the
+constructor when SIGTERM arrived while the threads started); llama.cpp's threads never see the
+caller's signals; a crash in llama.cpp fails the requests instead of killing the caller; and
+the model's memory is returned when the server stops. The child ends when its stdin ends, so
+it never outlives the caller, even one killed with SIGKILL.
 
     >>> from searchprime.llm.models import smollm2_gguf_path
     >>> with GGUFServer(smollm2_gguf_path()) as server:          # doctest: +SKIP
@@ -15,12 +23,13 @@ and any one request may use all of them (llama.cpp ``--kv-unified``).
 
 from __future__ import annotations
 
-import gc
+import json
 import os
-import signal
+import subprocess
+import sys
+import tempfile
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -32,27 +41,8 @@ from searchprime.errors import ConfigError, LLMError
 
 __all__ = ["GGUFServer"]
 
-_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-
-
-@contextmanager
-def _stop_signals_stay_with_python() -> Iterator[None]:
-    """Block SIGINT / SIGTERM in this thread while llama.cpp starts its threads.
-
-    A new thread inherits its creator's signal mask, so the server's threads never receive
-    them: the kernel hands a process-wide SIGTERM to a thread that does not block it, and one
-    of llama.cpp's C++ threads is the wrong place for Python's handler to run. (A study sent
-    SIGTERM while its server was starting hung in the server's constructor; with the mask the
-    signal waits for the constructor to return, then reaches Python's handler.)
-    """
-    if not hasattr(signal, "pthread_sigmask"):  # not on Windows
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+#: How long a server that was asked to stop may take before it is killed.
+_STOP_GRACE_S = 10.0
 
 
 class GGUFServer:
@@ -94,39 +84,84 @@ class GGUFServer:
             raise ConfigError(f"ctx_size: must be >= 64, got {ctx_size}")
         if not 0 <= port <= 65535:
             raise ConfigError(f"port: must be in 0..65535, got {port}")
-        xllamacpp = require("xllamacpp", "serve")
+        require("xllamacpp", "serve")  # a clear error here, not in the child
         self.model_path = path
         self.host = host
         self.parallel = parallel
         self.ctx_size = ctx_size
         self.threads = threads
-        params = xllamacpp.CommonParams()
-        params.model.path = str(path)
-        params.hostnames = [host]
-        params.port = port
-        params.n_parallel = parallel
-        params.n_ctx = ctx_size
-        params.kv_unified = True
-        params.verbosity = verbosity
-        params.endpoint_metrics = False
-        if threads is not None:
-            params.cpuparams.n_threads = threads
-            params.cpuparams_batch.n_threads = threads
-        if api_key:
-            params.api_keys = [api_key]
+        settings = {
+            "model_path": str(path),
+            "host": host,
+            "port": port,
+            "parallel": parallel,
+            "ctx_size": ctx_size,
+            "threads": threads,
+            "verbosity": verbosity,
+            "api_key": api_key,  # on the pipe, never on the command line
+        }
         start = time.perf_counter()
-        try:
-            with _stop_signals_stay_with_python():
-                self._server: Any = xllamacpp.Server(params)
-        except Exception as exc:  # noqa: BLE001 - the extension raises plain RuntimeErrors
-            raise LLMError(f"{path}: llama.cpp server failed to start: {exc}") from exc
-        address = str(self._server.listening_address).rstrip("/")
+        self._log = tempfile.TemporaryFile()  # llama.cpp's stderr, quoted when it fails
+        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, "-m", "searchprime.llm._serve_child"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+        )
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(settings).encode() + b"\n")
+        self._proc.stdin.flush()
+        reply = self._first_reply(startup_timeout_s)
+        if "error" in reply:
+            why = reply["error"] + self._log_tail()  # read before close() drops the log
+            self.close()
+            raise LLMError(f"{path}: llama.cpp server failed to start: {why}")
+        address = str(reply["address"]).rstrip("/")
         if not address.startswith("http"):
             address = f"http://{address}"
         self.root_url = address
         self.port = int(address.rsplit(":", 1)[1])
-        self._wait_healthy(startup_timeout_s)
+        self._wait_healthy(max(1.0, startup_timeout_s - (time.perf_counter() - start)))
         self.startup_s = time.perf_counter() - start
+
+    @property
+    def pid(self) -> int | None:
+        """The server process's id (``None`` once stopped)."""
+        return self._proc.pid if self._proc is not None else None
+
+    def _first_reply(self, timeout_s: float) -> dict[str, Any]:
+        """The child's one-line answer, or ``{"error": ...}`` when it died or timed out."""
+        assert self._proc is not None and self._proc.stdout is not None
+        stdout = self._proc.stdout
+        got: list[bytes] = []
+        # a thread, because a pipe's readline has no timeout and the child may hang or die
+        reader = threading.Thread(target=lambda: got.append(stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout_s)
+        line = got[0] if got else b""
+        try:
+            reply = json.loads(line) if line.strip() else None
+        except ValueError:
+            reply = None
+        if isinstance(reply, dict) and ("address" in reply or "error" in reply):
+            return reply
+        if reader.is_alive():
+            why = f"no answer after {timeout_s:g} s"
+        else:
+            code = self._proc.wait(timeout=_STOP_GRACE_S)
+            why = f"the server process exited with code {code}"
+        return {"error": why}
+
+    def _log_tail(self, limit: int = 2000) -> str:
+        """The end of the child's stderr, for an error message ('' when empty)."""
+        try:
+            self._log.seek(0, os.SEEK_END)
+            size = self._log.tell()
+            self._log.seek(max(0, size - limit))
+            text = self._log.read().decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            return ""
+        return f"; its log ends: {text}" if text else ""
 
     @property
     def base_url(self) -> str:
@@ -160,12 +195,24 @@ class GGUFServer:
         }
 
     def close(self) -> None:
-        """Stop the server (idempotent)."""
-        server = getattr(self, "_server", None)
-        if server is not None:
-            self._server = None
-            del server
-            gc.collect()
+        """Stop the server (idempotent): end its stdin, wait, kill it if it lingers."""
+        proc, self._proc = getattr(self, "_proc", None), None
+        if proc is not None:
+            try:
+                if proc.stdin is not None:
+                    proc.stdin.close()
+            except OSError:
+                pass  # the child is gone already
+            try:
+                proc.wait(timeout=_STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        log = getattr(self, "_log", None)
+        if log is not None:
+            log.close()
 
     def __enter__(self) -> GGUFServer:
         return self
@@ -179,5 +226,5 @@ class GGUFServer:
         self.close()
 
     def __repr__(self) -> str:
-        state = "running" if getattr(self, "_server", None) is not None else "closed"
+        state = "running" if getattr(self, "_proc", None) is not None else "closed"
         return f"GGUFServer({os.fspath(self.model_path)!r}, base_url={self.base_url!r}, {state})"
