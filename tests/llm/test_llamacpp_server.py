@@ -232,3 +232,36 @@ def test_a_file_llama_cpp_cannot_load_fails_with_its_path(tmp_path):
     bad.write_bytes(b"GGUF" + b"\x00" * 64)
     with pytest.raises(LLMError, match=r"broken\.gguf: llama\.cpp server failed to start: "):
         GGUFServer(bad, parallel=1, ctx_size=512, threads=1, startup_timeout_s=60)
+
+
+@pytest.mark.parametrize(
+    ("script", "said"),
+    [
+        # dies while starting (out of memory, a broken install): its exit code and last words
+        (
+            "echo 'ggml: failed to allocate 4.2 GiB' >&2; exit 3",
+            r"exited with code 3; its log "
+            r"ends: ggml: failed to allocate 4\.2 GiB",
+        ),
+        # answers something that is not the protocol's JSON line, and would go on running
+        ("echo 'hello'; cat > /dev/null", r"unreadable answer b'hello\\n'"),
+    ],
+)
+def test_a_server_process_that_fails_to_answer_is_an_error(tmp_path, monkeypatch, script, said):
+    """The parent's side of the child protocol, against real processes that break it."""
+    import sys
+
+    pytest.importorskip("xllamacpp")
+    from searchprime.errors import LLMError
+    from searchprime.llm.serve import GGUFServer
+
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\n{script}\n")
+    fake.chmod(0o755)
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    monkeypatch.setattr(sys, "executable", str(fake))
+    started = time.monotonic()
+    with pytest.raises(LLMError, match=rf"m\.gguf: llama\.cpp server failed to start: .*{said}"):
+        GGUFServer(model, parallel=1, ctx_size=512, startup_timeout_s=30)
+    assert time.monotonic() - started < 10

@@ -37,12 +37,22 @@ def _params(settings: dict[str, Any]) -> Any:
     return params
 
 
-def _say(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
+def _protocol_channel() -> Any:
+    """The answer channel: the original stdout, while fd 1 is pointed at stderr so that
+    nothing llama.cpp prints can be taken for the answer."""
+    channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
     sys.stdout.flush()
+    os.dup2(2, 1)
+    return channel
 
 
 def main() -> None:
+    channel = _protocol_channel()
+
+    def _say(obj: dict[str, Any]) -> None:
+        channel.write(json.dumps(obj) + "\n")
+        channel.flush()
+
     try:
         settings = json.loads(sys.stdin.readline())
         import xllamacpp

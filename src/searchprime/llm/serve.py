@@ -146,11 +146,12 @@ class GGUFServer:
         if isinstance(reply, dict) and ("address" in reply or "error" in reply):
             return reply
         if reader.is_alive():
-            why = f"no answer after {timeout_s:g} s"
-        else:
-            code = self._proc.wait(timeout=_STOP_GRACE_S)
-            why = f"the server process exited with code {code}"
-        return {"error": why}
+            return {"error": f"no answer after {timeout_s:g} s"}
+        try:  # the line ended (or the pipe did): a dying child is gone within moments
+            code = self._proc.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            return {"error": f"unreadable answer {line[:200]!r}"}
+        return {"error": f"the server process exited with code {code}"}
 
     def _log_tail(self, limit: int = 2000) -> str:
         """The end of the child's stderr, for an error message ('' when empty)."""
