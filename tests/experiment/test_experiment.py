@@ -51,6 +51,19 @@ def test_study_runs_and_resumes(tmp_path):
     from searchprime.report.load import load_run
 
     assert any(n.startswith("Partial: ") for n in load_run(out, trajectories=False).notes)
+    # --status reads where it stands from the folder alone
+    from searchprime.experiment.status import study_status
+
+    status = study_status(cfg, out)
+    by_name = {m.name: m for m in status.models}
+    assert by_name["base"].done and by_name["base+rl"].done
+    assert by_name["base"].samples == (6, 6) and by_name["base"].entropy == (4, 4)
+    assert by_name["rand"].training == "not started" and by_name["rand"].rollouts == (0, 4)
+    assert not by_name["rand"].done
+    # the stage started and its process ended with no word: a killed run (here the process
+    # lives on, so its pid reads as running)
+    assert status.last_event["stage"] == "sft rand" and status.last_event["event"] == "start"
+    assert status.running and status.work_hours > 0
     report = run_experiment(cfg, out, log=logs.append)
     assert "partial" not in json.loads((out / "report.json").read_text())
     # a finished run's checkpoints only served to resume it: removed, the final model kept
@@ -60,6 +73,16 @@ def test_study_runs_and_resumes(tmp_path):
         )
     assert not list(out.glob("*/*/checkpoint-*"))
     assert (out / "sft" / "rand" / "model.safetensors").exists()
+    from typer.testing import CliRunner
+
+    from searchprime.cli.main import app
+
+    shown = CliRunner().invoke(app, ["experiment", str(cfg_file), "--out", str(out), "--status"])
+    assert shown.exit_code == 0, shown.output
+    rows = [line.split() for line in shown.output.splitlines()]
+    done = {r[0] for r in rows if r and r[-1] == "✓"}
+    assert done == {"base", "base+rl", "rand"}
+    assert "not running" in shown.output
 
     assert set(report["arms"]) == {"base", "base+rl", "rand", "teacher-plain", "teacher-all"}
     for name in ("base", "rand"):

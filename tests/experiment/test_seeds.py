@@ -75,6 +75,17 @@ def test_one_study_per_seed_then_the_aggregate(tmp_path):
     assert "stage sft base ..." in logs[seed1:]
     assert report["seeds"] == [0, 1]
     assert report["arms"]["rand"]["em"]["per_seed"][0] == single["arms"]["rand"]["em"]
+    # --status shows every seed's folder
+    from typer.testing import CliRunner
+
+    from searchprime.cli.main import app
+
+    yaml = tmp_path / "seeds.yaml"
+    yaml.write_text(json.dumps(TINY))  # JSON is YAML
+    shown = CliRunner().invoke(app, ["experiment", str(yaml), "--out", str(multi), "--status"])
+    assert shown.exit_code == 0, shown.output
+    assert "(seed 0)" in shown.output and "(seed 1)" in shown.output
+    assert shown.output.count("not running") == 2
     tmp_path = multi
     per_seed = {}
     for s in (0, 1):

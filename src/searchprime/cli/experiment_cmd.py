@@ -117,6 +117,53 @@ def _print_seeds(report: dict) -> None:
     out.print(table)
 
 
+def _print_status(config_path: Path, out_dir: Path, overrides: dict) -> None:
+    """The study's progress from its folder (``--status``); runs and writes nothing."""
+    from rich import box
+    from rich.table import Table
+
+    from searchprime.config import load_config
+    from searchprime.experiment import ExperimentConfig
+    from searchprime.experiment.status import study_status
+
+    cfg = load_config(ExperimentConfig, config_path, overrides)
+    if cfg.seeds:
+        folders = [(f"seed {s}", out_dir / f"seed-{s}") for s in cfg.seeds]
+    else:
+        folders = [("", out_dir)]
+    for label, folder in folders:
+        status = study_status(cfg.model_copy(update={"seeds": None}), folder)
+        table = Table(title=f"{folder}{f' ({label})' if label else ''}", box=box.SIMPLE)
+        for col in ("model", "from", "training", "dev rollouts", "entropy", "samples", "done"):
+            table.add_column(col, justify="left" if col in ("model", "training") else "right")
+
+        def pair(p: tuple[int, int] | None) -> str:
+            return "-" if p is None else f"{p[0]}/{p[1]}"
+
+        for m in status.models:
+            table.add_row(
+                m.name,
+                m.parent or "-",
+                m.training,
+                pair(m.rollouts),
+                pair(m.entropy),
+                pair(m.samples),
+                "✓" if m.done else "",
+            )
+        out.print(table)
+        last = status.last_event
+        if last is None:
+            out.print("no stage has started in this folder", highlight=False)
+            continue
+        state = "running" if status.running else "not running"
+        out.print(
+            f"last ledger event: {last.get('stage')} {last.get('event')} at {last.get('at')} "
+            f"(pid {last.get('pid')}, {last.get('host')}, commit {last.get('commit')}): {state}; "
+            f"{status.work_hours:.1f} h of stage time recorded",
+            highlight=False,
+        )
+
+
 def _sampling(samples: int | None, tasks: int | None) -> dict:
     return {"eval.samples": samples, "eval.samples_tasks": tasks}
 
@@ -143,6 +190,12 @@ def register(app: typer.Typer) -> None:
         only: str | None = typer.Option(
             None, "--only", help="Comma-separated models to run (and those they start from)."
         ),
+        status: bool = typer.Option(
+            False,
+            "--status",
+            help="Print how far the study in --out has come (per model: training, dev "
+            "rollouts, entropy, samples; the last stage event) and exit; safe beside a run.",
+        ),
     ) -> None:
         """Run the whole study from one YAML file; cached and resumable stage by stage."""
         overrides = {"eval.dev_n": dev_n, "sft.model": model, "eval.device": device}
@@ -152,7 +205,11 @@ def register(app: typer.Typer) -> None:
             "eval.samples_models": samples_models.split(",") if samples_models else None,
             "only": only.split(",") if only else None,
         }
-        _run(config, out_dir, {**overrides, **extra, **_sampling(samples, samples_tasks)})
+        overrides = {**overrides, **extra, **_sampling(samples, samples_tasks)}
+        if status:
+            _print_status(config, out_dir, overrides)
+            return
+        _run(config, out_dir, overrides)
 
     @app.command()
     def quickstart(

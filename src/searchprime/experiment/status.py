@@ -1,0 +1,146 @@
+"""Where a study stands, read from its folder alone: nothing runs and nothing is written, so it
+is safe beside the study itself (``searchprime experiment FILE --out DIR --status``).
+
+Per model, in run order: its training (SFT or RL: done, the last step logged, the last
+checkpoint a resume starts from), and how many of its dev rollouts, entropy-journal lines and
+sampled rollouts exist against how many the settings ask for; then the ledger's last event
+(which stage a live or killed run was in) and the work it has recorded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from searchprime.experiment.config import ExperimentConfig
+from searchprime.records import Task, iter_json_lines, read_jsonl
+
+__all__ = ["ModelStatus", "StudyStatus", "study_status"]
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """One model's progress; a count pair is (done, wanted), ``None`` where not asked for."""
+
+    name: str
+    parent: str | None
+    training: str
+    trained: bool
+    rollouts: tuple[int, int]
+    entropy: tuple[int, int] | None
+    samples: tuple[int, int] | None
+
+    @property
+    def done(self) -> bool:
+        pairs = [p for p in (self.rollouts, self.entropy, self.samples) if p is not None]
+        return self.trained and all(got >= want for got, want in pairs)
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    models: list[ModelStatus]
+    last_event: dict[str, Any] | None
+    running: bool
+    work_hours: float
+
+
+def _dev_keys(out: Path, n: int) -> list[str]:
+    path = out / "world" / "tasks" / "dev.jsonl"
+    return [t.id for t in read_jsonl(path, Task)][:n] if path.exists() else []
+
+
+def _keys(path: Path) -> set[tuple[str, int]]:
+    """(task id, attempt) of the records in a JSONL file whose last record is not an error."""
+    if not path.exists():
+        return set()
+    last: dict[tuple[str, int], bool] = {}
+    for _, rec in iter_json_lines(path):
+        if isinstance(rec.get("task_id"), str):
+            key = (rec["task_id"], int(rec.get("attempt") or 0))
+            last[key] = rec.get("termination") == "error"
+    return {k for k, failed in last.items() if not failed}
+
+
+def _checkpoint(dest: Path) -> int | None:
+    """The step of the last complete checkpoint in ``dest`` (``checkpoint-<step>``)."""
+    from searchprime.train.resume import last_checkpoint
+
+    found = last_checkpoint(dest)
+    return int(Path(found).name.rsplit("-", 1)[1]) if found else None
+
+
+def _training(cfg: ExperimentConfig, out: Path, name: str) -> tuple[str, bool]:
+    from searchprime.rl.summary import SUMMARY_FILE as RL_DONE
+    from searchprime.train.sft_summary import SUMMARY_FILE as SFT_DONE
+
+    runs = {r.name: r for r in (cfg.rl.plan() if cfg.rl else [])}
+    if name in runs:
+        dest, done = out / "rl" / runs[name].folder, RL_DONE
+    elif name == "base" or any(a.name == name for a in cfg.arms):
+        dest, done = out / "sft" / name, SFT_DONE
+    else:  # a prompt arm: its model under another prompt, nothing to train
+        return "none (prompt arm)", True
+    if (dest / done).exists():
+        return "done", True
+    if not dest.exists():
+        return "not started", False
+    ckpt = _checkpoint(dest)
+    resume = f"resumes from step {ckpt}" if ckpt is not None else "no checkpoint yet"
+    if name in runs and cfg.rl is not None:
+        steps = (
+            sum(1 for _ in iter_json_lines(dest / "steps.jsonl"))
+            if (dest / "steps.jsonl").exists()
+            else 0
+        )
+        return f"step {steps}/{cfg.rl.max_steps} logged, {resume}", False
+    return f"in progress, {resume}", False
+
+
+def _running(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def study_status(cfg: ExperimentConfig, out: str | Path) -> StudyStatus:
+    """The progress of the study ``cfg`` in folder ``out`` (read-only)."""
+    from searchprime.experiment.ledger import LEDGER_FILE
+
+    out = Path(out)
+    dev = _dev_keys(out, cfg.eval.dev_n)
+    want_rollouts = [(k, 0) for k in dev] if dev else []
+    sample_tasks = dev[: cfg.eval.samples_tasks or len(dev)]
+    sampled = [(k, a) for k in sample_tasks for a in range(cfg.eval.samples)]
+    models = []
+    for name, parent in cfg.models().items():
+        training, trained = _training(cfg, out, name)
+        ev = out / "eval"
+        rollouts = len(_keys(ev / f"{name}.jsonl") & set(want_rollouts))
+        entropy = None
+        if cfg.eval.entropy:
+            if (ev / f"{name}.entropy.json").exists() and not (
+                ev / f"{name}.entropy.jsonl"
+            ).exists():
+                entropy = (len(dev), len(dev))  # a whole-pass result from before the journal
+            else:
+                entropy = (len(_keys(ev / f"{name}.entropy.jsonl") & set(want_rollouts)), len(dev))
+        samples = None
+        if cfg.eval.samples > 1 and name in (cfg.eval.samples_models or [name]):
+            samples = (len(_keys(ev / f"{name}.samples.jsonl") & set(sampled)), len(sampled))
+        models.append(
+            ModelStatus(name, parent, training, trained, (rollouts, len(dev)), entropy, samples)
+        )
+    ledger = out / LEDGER_FILE
+    events = [e for _, e in iter_json_lines(ledger)] if ledger.exists() else []
+    last = events[-1] if events else None
+    hours = sum(float(e.get("seconds") or 0.0) for e in events) / 3600
+    running = last is not None and last.get("event") == "start" and _running(last.get("pid"))
+    return StudyStatus(models, last, running, round(hours, 2))
