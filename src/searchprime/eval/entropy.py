@@ -207,8 +207,11 @@ def _keeps_logits(model: Any) -> bool:
         return False
 
 
-def _entropies(model: Any, batch: list[_Seq], temperature: float, pad_id: int, chunk: int):
-    """Per sequence: (entropy of each counted token, its turn number)."""
+def _entropies(
+    model: Any, batch: list[_Seq], temperature: float, pad_id: int, chunk: int, keep: bool
+):
+    """Per sequence: (entropy of each counted token, its turn number). ``keep``: the model
+    takes ``logits_to_keep``."""
     torch = require("torch", "train")
     device = next(model.parameters()).device
     width = max(len(s.ids) for s in batch)
@@ -217,26 +220,24 @@ def _entropies(model: Any, batch: list[_Seq], temperature: float, pad_id: int, c
     for r, s in enumerate(batch):
         ids[r, : len(s.ids)] = torch.tensor(s.ids)
         attn[r, : len(s.ids)] = 1
-    positions = [torch.nonzero(torch.tensor(s.turn_of)).squeeze(-1) for s in batch]
+    turn_ofs = [torch.tensor(s.turn_of) for s in batch]
+    positions = [torch.nonzero(t).squeeze(-1) for t in turn_ofs]
     # the logits at t-1 predict token t; only those rows of the vocabulary projection are needed
     # (every row's positions, so one index serves the whole batch)
     needed = torch.unique(torch.cat(positions) - 1)
-    kwargs: dict[str, Any] = {}
-    if _keeps_logits(model):
-        kwargs["logits_to_keep"] = needed.to(device)
+    kwargs: dict[str, Any] = {"logits_to_keep": needed.to(device)} if keep else {}
     with torch.inference_mode():
         logits = model(input_ids=ids.to(device), attention_mask=attn.to(device), **kwargs).logits
         out = []
-        for r, s in enumerate(batch):
-            pos = positions[r]
-            cols = torch.searchsorted(needed, pos - 1) if kwargs else pos - 1
+        for r, (pos, turn_of) in enumerate(zip(positions, turn_ofs, strict=True)):
+            cols = torch.searchsorted(needed, pos - 1) if keep else pos - 1
             values = []
             for i in range(0, len(cols), chunk):
                 z = logits[r, cols[i : i + chunk].to(device)].float() / temperature
                 logp = torch.log_softmax(z, dim=-1)
                 values.append(-(logp.exp() * logp).sum(-1).double().cpu())
             ent = torch.cat(values) if values else torch.zeros(0, dtype=torch.float64)
-            out.append((ent, torch.tensor(s.turn_of)[pos]))
+            out.append((ent, turn_of[pos]))
     return out
 
 
@@ -245,7 +246,8 @@ def _read_journal(path: Path, temperature: float) -> dict[tuple[str, int], Traje
     if not path.exists():
         return {}
     done: dict[tuple[str, int], TrajectorySums] = {}
-    for line, rec in enumerate(read_jsonl(path, TrajectorySums), start=1):
+    # every record in file order (the last per key wins below), so the number is its line's
+    for line, rec in enumerate(read_jsonl(path, TrajectorySums, latest=False), start=1):
         if rec.temperature != temperature:
             raise ConfigError(
                 f"{path}: record {line} (task {rec.task_id}#{rec.attempt}): temperature "
@@ -264,6 +266,7 @@ def _window_sums(
     limit: int | None,
     max_batch_tokens: int,
     chunk: int,
+    keep: bool,
 ) -> list[TrajectorySums]:
     """The sums of each trajectory of ``trajs``, their segments batched together."""
     seqs: list[_Seq] = []
@@ -291,7 +294,7 @@ def _window_sums(
     ]
     for batch in _batches(seqs, max_batch_tokens):
         for s, (ent, turns) in zip(
-            batch, _entropies(model, batch, temperature, pad_id, chunk), strict=True
+            batch, _entropies(model, batch, temperature, pad_id, chunk, keep), strict=True
         ):
             rec = sums[s.traj]
             rec.total += float(ent.sum())
@@ -388,6 +391,7 @@ def policy_entropy(
     if todo:
         _training_template(tokenizer)
         limit = max_length or getattr(model.config, "max_position_embeddings", None)
+        keep = _keeps_logits(model)
         writer = JsonlWriter(journal) if journal is not None else None
         try:
             for start in range(0, len(todo), window):
@@ -400,6 +404,7 @@ def policy_entropy(
                     limit,
                     max_batch_tokens,
                     chunk,
+                    keep,
                 )
                 for i, rec in zip(part, sums, strict=True):
                     results[i] = rec
