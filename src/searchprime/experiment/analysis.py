@@ -29,8 +29,10 @@ from searchprime.records import Task, Trajectory
 __all__ = [
     "comparisons",
     "em_by_task",
+    "entropy_journal",
     "entropy_row",
     "interval_row",
+    "legacy_entropy",
     "score_by_task",
     "sampling_row",
 ]
@@ -97,6 +99,18 @@ def sampling_row(trajs: list[Trajectory], tasks: list[Task], cfg: ExperimentConf
         "maj_at_k": curve("maj"),
         "sampling": rep.model_dump(mode="json"),
     }
+
+
+def entropy_journal(eval_dir: Path, name: str) -> Path:
+    """The per-trajectory journal of model ``name``'s entropy pass."""
+    return eval_dir / f"{name}.entropy.jsonl"
+
+
+def legacy_entropy(eval_dir: Path, name: str) -> Path | None:
+    """The whole-pass entropy result of a folder from before the journal (it stands as is),
+    or None when the journal rules."""
+    whole = eval_dir / f"{name}.entropy.json"
+    return whole if whole.exists() and not entropy_journal(eval_dir, name).exists() else None
 
 
 def entropy_row(

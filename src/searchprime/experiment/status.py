@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from searchprime.experiment.config import ExperimentConfig
+from searchprime.agent.rollout import finished_keys
+from searchprime.experiment.analysis import entropy_journal, legacy_entropy
+from searchprime.experiment.config import ExperimentConfig, RLRun
 from searchprime.records import Task, iter_json_lines, read_jsonl
 
 __all__ = ["ModelStatus", "StudyStatus", "study_status"]
@@ -51,18 +53,6 @@ def _dev_keys(out: Path, n: int) -> list[str]:
     return [t.id for t in read_jsonl(path, Task)][:n] if path.exists() else []
 
 
-def _keys(path: Path) -> set[tuple[str, int]]:
-    """(task id, attempt) of the records in a JSONL file whose last record is not an error."""
-    if not path.exists():
-        return set()
-    last: dict[tuple[str, int], bool] = {}
-    for _, rec in iter_json_lines(path):
-        if isinstance(rec.get("task_id"), str):
-            key = (rec["task_id"], int(rec.get("attempt") or 0))
-            last[key] = rec.get("termination") == "error"
-    return {k for k, failed in last.items() if not failed}
-
-
 def _checkpoint(dest: Path) -> int | None:
     """The step of the last complete checkpoint in ``dest`` (``checkpoint-<step>``)."""
     from searchprime.train.resume import last_checkpoint
@@ -71,11 +61,12 @@ def _checkpoint(dest: Path) -> int | None:
     return int(Path(found).name.rsplit("-", 1)[1]) if found else None
 
 
-def _training(cfg: ExperimentConfig, out: Path, name: str) -> tuple[str, bool]:
+def _training(
+    cfg: ExperimentConfig, out: Path, name: str, runs: dict[str, RLRun]
+) -> tuple[str, bool]:
     from searchprime.rl.summary import SUMMARY_FILE as RL_DONE
     from searchprime.train.sft_summary import SUMMARY_FILE as SFT_DONE
 
-    runs = {r.name: r for r in (cfg.rl.plan() if cfg.rl else [])}
     if name in runs:
         dest, done = out / "rl" / runs[name].folder, RL_DONE
     elif name == "base" or any(a.name == name for a in cfg.arms):
@@ -115,29 +106,27 @@ def study_status(cfg: ExperimentConfig, out: str | Path) -> StudyStatus:
     from searchprime.experiment.ledger import LEDGER_FILE
 
     out = Path(out)
+    ev = out / "eval"
     dev = _dev_keys(out, cfg.eval.dev_n)
-    want_rollouts = [(k, 0) for k in dev] if dev else []
-    sample_tasks = dev[: cfg.eval.samples_tasks or len(dev)]
-    sampled = [(k, a) for k in sample_tasks for a in range(cfg.eval.samples)]
+    greedy = {(k, 0) for k in dev}
+    sampled = {
+        (k, a) for k in dev[: cfg.eval.samples_tasks or len(dev)] for a in range(cfg.eval.samples)
+    }
+    runs = {r.name: r for r in (cfg.rl.plan() if cfg.rl else [])}
     models = []
     for name, parent in cfg.models().items():
-        training, trained = _training(cfg, out, name)
-        ev = out / "eval"
-        rollouts = len(_keys(ev / f"{name}.jsonl") & set(want_rollouts))
+        training, trained = _training(cfg, out, name, runs)
         entropy = None
         if cfg.eval.entropy:
-            if (ev / f"{name}.entropy.json").exists() and not (
-                ev / f"{name}.entropy.jsonl"
-            ).exists():
+            if legacy_entropy(ev, name) is not None:
                 entropy = (len(dev), len(dev))  # a whole-pass result from before the journal
             else:
-                entropy = (len(_keys(ev / f"{name}.entropy.jsonl") & set(want_rollouts)), len(dev))
+                entropy = (len(finished_keys(entropy_journal(ev, name)) & greedy), len(dev))
         samples = None
         if cfg.eval.samples > 1 and name in (cfg.eval.samples_models or [name]):
-            samples = (len(_keys(ev / f"{name}.samples.jsonl") & set(sampled)), len(sampled))
-        models.append(
-            ModelStatus(name, parent, training, trained, (rollouts, len(dev)), entropy, samples)
-        )
+            samples = (len(finished_keys(ev / f"{name}.samples.jsonl") & sampled), len(sampled))
+        rollouts = (len(finished_keys(ev / f"{name}.jsonl") & greedy), len(dev))
+        models.append(ModelStatus(name, parent, training, trained, rollouts, entropy, samples))
     ledger = out / LEDGER_FILE
     events = [e for _, e in iter_json_lines(ledger)] if ledger.exists() else []
     last = events[-1] if events else None

@@ -22,8 +22,10 @@ from searchprime.errors import ConfigError
 from searchprime.experiment.analysis import (
     comparisons,
     em_by_task,
+    entropy_journal,
     entropy_row,
     interval_row,
+    legacy_entropy,
     sampling_row,
 )
 from searchprime.experiment.claims import claims
@@ -326,14 +328,13 @@ class Study:
         """The entropy row of ``trajs``, from the per-trajectory journal
         ``eval/<name>.entropy.jsonl``: a pass cut short (on long primed trajectories it takes
         ~20 min on 2 cores) resumes, and a finished one is re-read for any subset of dev."""
-        journal = self.out / "eval" / f"{name}.entropy.jsonl"
-        whole = journal.with_suffix(".json")
-        if whole.exists() and not journal.exists():
-            # a folder from before the journal: its whole-pass result stands
-            return json.loads(whole.read_text())
+        eval_dir = self.out / "eval"
+        if (legacy := legacy_entropy(eval_dir, name)) is not None:
+            return json.loads(legacy.read_text())
+        journal = entropy_journal(eval_dir, name)
         with self.progress(f"entropy {name}", len(trajs)) as advance:
             row = entropy_row(model_dir, trajs, self.cfg, journal=journal, on_done=advance)
-        atomic_write_text(whole, json.dumps(row, indent=2) + "\n")
+        atomic_write_text(journal.with_suffix(".json"), json.dumps(row, indent=2) + "\n")
         return row
 
     def _sample(self, name: str, model_dir: Path, prompt: str | None) -> dict[str, Any]:
