@@ -32,7 +32,9 @@ def _term_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run(config_path: Path | None, out_dir: Path, overrides: dict) -> None:
+def _run(
+    config_path: Path | None, out_dir: Path, overrides: dict, carry: Path | None = None
+) -> None:
     from rich import box
     from rich.table import Table
 
@@ -42,7 +44,11 @@ def _run(config_path: Path | None, out_dir: Path, overrides: dict) -> None:
     cfg = load_config(ExperimentConfig, config_path, overrides)
     with _term_as_exit():
         report = run_experiment(
-            cfg, out_dir, progress=progress_bar, log=lambda m: console.print(m, highlight=False)
+            cfg,
+            out_dir,
+            progress=progress_bar,
+            log=lambda m: console.print(m, highlight=False),
+            carry=carry,
         )
     if "seeds" in report:
         _print_seeds(report)
@@ -196,6 +202,14 @@ def register(app: typer.Typer) -> None:
             help="Print how far the study in --out has come (per model: training, dev "
             "rollouts, entropy, samples; the last stage event) and exit; safe beside a run.",
         ),
+        carry: Path | None = typer.Option(
+            None,
+            "--carry",
+            help="A folder for the study's results without weights (rollouts, labels, "
+            "entropy, samples, step logs, ledger; gzipped): restored into --out first, kept "
+            "in step after every stage, so the study goes on from it on another machine. "
+            "Models are trained again only where something still to do needs them.",
+        ),
     ) -> None:
         """Run the whole study from one YAML file; cached and resumable stage by stage."""
         overrides = {"eval.dev_n": dev_n, "sft.model": model, "eval.device": device}
@@ -209,7 +223,7 @@ def register(app: typer.Typer) -> None:
         if status:
             _print_status(config, out_dir, overrides)
             return
-        _run(config, out_dir, overrides)
+        _run(config, out_dir, overrides, carry)
 
     @app.command()
     def quickstart(

@@ -113,15 +113,25 @@ def train_rl(
     index_dir: Path,
     stage: Callable[[str], AbstractContextManager[None]],
     log: Log,
+    need: bool = True,
 ) -> tuple[Path, Any]:
-    """GRPO from ``model_dir`` into ``out/rl/<run.folder>`` (cached; resumes from checkpoints)."""
+    """GRPO from ``model_dir`` into ``out/rl/<run.folder>`` (cached; resumes from checkpoints).
+
+    ``need``: whether this run needs the RL'd weights. A finished run carried without them
+    (``--carry``) is trained again only then; its carried step log makes way for the new one."""
+    import shutil
+
+    from searchprime.experiment.carry import has_weights
     from searchprime.experiment.sft_stage import drop_checkpoints
     from searchprime.rl.grpo import SUMMARY_FILE, RLSummary, run_rl
 
     dest = out / "rl" / run.folder
     if (dest / SUMMARY_FILE).exists():
-        drop_checkpoints(cfg, f"rl {run.folder}", dest, SUMMARY_FILE, log)
-        return dest, RLSummary.model_validate_json((dest / SUMMARY_FILE).read_text())
+        if has_weights(dest) or not need:
+            drop_checkpoints(cfg, f"rl {run.folder}", dest, SUMMARY_FILE, log)
+            return dest, RLSummary.model_validate_json((dest / SUMMARY_FILE).read_text())
+        log(f"  {run.name}: evaluated, but its weights are not here; training it again")
+        shutil.rmtree(dest)
     with stage(f"rl {run.folder}"):
         run_cfg = rl_run_config(cfg, model_dir, dest, tasks=tasks, index_dir=index_dir, run=run)
         annotator = episode_annotator(cfg, run, world_dir)

@@ -97,11 +97,14 @@ def run_experiment(
     *,
     progress: ProgressFactory = _no_progress,
     log: Log = print,
+    carry: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the study in ``out_dir``; return the report also written as JSON.
 
     With ``seeds``, one study per seed in ``out_dir/seed-<s>/`` and the mean ± sd across them
-    (:mod:`searchprime.experiment.seeds`).
+    (:mod:`searchprime.experiment.seeds`). ``carry``: a folder holding the study's results
+    without weights (:mod:`searchprime.experiment.carry`): restored into ``out_dir`` first,
+    kept in step after every stage, so the study can go on from it on another machine.
     """
     from searchprime.records.lock import OutputLock
 
@@ -111,19 +114,30 @@ def run_experiment(
         from searchprime.experiment.seeds import run_seeds
 
         def one(c: ExperimentConfig, o: Path) -> dict[str, Any]:
-            return run_experiment(c, o, progress=progress, log=log)
+            sub = Path(carry) / o.name if carry is not None else None
+            return run_experiment(c, o, progress=progress, log=log, carry=sub)
 
         with OutputLock(out, purpose="searchprime experiment (seeds)"):
             return run_seeds(cfg, out, one, log=log)
     # one study per folder at a time: a second `experiment` on it is refused, naming the first
     with OutputLock(out, purpose="searchprime experiment"):
-        return _run_study(cfg, out, progress, log)
+        if carry is None:
+            return _run_study(cfg, out, progress, log)
+        from searchprime.experiment.carry import CarrySync, unpack
+
+        restored = unpack(carry, out)
+        if restored:
+            log(f"restored {len(restored)} result files from {carry}")
+        with CarrySync(out, Path(carry)) as sync:
+            return _run_study(cfg, out, progress, log, sync)
 
 
-def _run_study(cfg: ExperimentConfig, out: Path, progress: ProgressFactory, log: Log) -> dict:
+def _run_study(
+    cfg: ExperimentConfig, out: Path, progress: ProgressFactory, log: Log, carry: Any = None
+) -> dict:
     _check_same_settings(cfg, out / "experiment.json")
     atomic_write_text(out / "experiment.json", cfg.model_dump_json(indent=2) + "\n")
-    study = Study(cfg, out, progress, log)
+    study = Study(cfg, out, progress, log, carry=carry)
     study.build_world()
     study.run_teachers()
     study.prime_data()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +55,27 @@ def train_models(
     data_dirs: dict[str, Path],
     stage: Callable[[str], AbstractContextManager[None]],
     log: Log,
+    need: set[str] | None = None,
 ) -> Iterator[tuple[str, Path]]:
     """SFT the base model from the start checkpoint, then every arm from the base (the ones
     :meth:`ExperimentConfig.wanted`).
 
-    Yields ``(name, checkpoint)`` as each is ready (trained now or earlier).
+    Yields ``(name, checkpoint)`` as each is ready (trained now or earlier). ``need``: the
+    models whose weights this run needs (:func:`~searchprime.experiment.carry.models_to_train`;
+    None: all). A finished model outside it is yielded as it is, weights or not (a carried
+    study's evaluated model); one inside it whose weights are gone is trained again.
     """
+    from searchprime.experiment.carry import has_weights
     from searchprime.train.models import init_tiny, prepare_smollm2
     from searchprime.train.sft import SUMMARY_FILE, run_sft
 
+    def needed(name: str) -> bool:
+        return need is None or name in need
+
     with stage("policy model"):
-        if cfg.sft.model == "smollm2":
+        if not needed("base"):
+            start: Path | str = cfg.sft.model  # nothing to train: the start model is not read
+        elif cfg.sft.model == "smollm2":
             start = prepare_smollm2(out / "models" / "smollm2")
         elif cfg.sft.model == "tiny":
             start = out / "models" / "tiny"
@@ -78,13 +88,20 @@ def train_models(
     order = [("base", start)] + [(a.name, None) for a in cfg.arms if a.name in wanted]
     for name, init in order:
         dest = out / "sft" / name
-        with stage(f"sft {name}") if not (dest / SUMMARY_FILE).exists() else nullcontext():
-            if not (dest / SUMMARY_FILE).exists():
+        finished = (dest / SUMMARY_FILE).exists()
+        if finished and needed(name) and not has_weights(dest):
+            log(f"  {name}: evaluated, but its weights are not here; training it again")
+            (dest / SUMMARY_FILE).unlink()
+            finished = False
+        if not finished and needed(name):
+            with stage(f"sft {name}"):
                 summary = run_sft(sft_run_config(cfg, name, init or base, data_dirs, dest))
                 log(
                     f"  {name}: {summary.samples} samples, {summary.steps} steps, loss "
                     f"{summary.first_loss} -> {summary.last_loss}, {summary.tokens_per_s:.0f} tok/s"
                 )
+        elif not has_weights(dest):
+            log(f"  {name}: evaluated; nothing still to do needs its weights")
         drop_checkpoints(cfg, f"sft {name}", dest, SUMMARY_FILE, log)
         base = base or dest
         yield name, dest

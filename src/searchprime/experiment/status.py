@@ -35,9 +35,14 @@ class ModelStatus:
     samples: tuple[int, int] | None
 
     @property
-    def done(self) -> bool:
+    def evaluated(self) -> bool:
+        """Every dev rollout, entropy line and sampled rollout the settings ask for exists."""
         pairs = [p for p in (self.rollouts, self.entropy, self.samples) if p is not None]
-        return self.trained and all(got >= want for got, want in pairs)
+        return all(got >= want for got, want in pairs)
+
+    @property
+    def done(self) -> bool:
+        return self.trained and self.evaluated
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,10 @@ def _training(
     else:  # a prompt arm: its model under another prompt, nothing to train
         return "none (prompt arm)", True
     if (dest / done).exists():
-        return "done", True
+        from searchprime.experiment.carry import has_weights
+
+        # a carried study (``--carry``) brings a run's summary back, not its weights
+        return ("done" if has_weights(dest) else "done, weights not here"), True
     if not dest.exists():
         return "not started", False
     ckpt = _checkpoint(dest)

@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,8 @@ class Study:
     search: Any = None
     #: the RL task file (None: the study has no RL)
     rl_file: Path | None = None
+    #: keeps a travelling copy of the results (``--carry``) in step after each stage
+    carry: Any = None
     ledger: StageLedger = field(init=False)
     _started: float = field(default_factory=time.perf_counter)
 
@@ -133,10 +135,16 @@ class Study:
             yield
         except BaseException:
             self.ledger.record(name, "failed", time.perf_counter() - t0)
+            self._sync()
             raise
         self.seconds[name] = round(time.perf_counter() - t0, 1)
         self.ledger.record(name, "done", self.seconds[name])
+        self._sync()
         self.log(f"stage {name} done in {self.seconds[name]:.0f}s")
+
+    def _sync(self) -> None:
+        if self.carry is not None:
+            self.carry.sync()
 
     # -- world and index ------------------------------------------------------------------
     def build_world(self) -> None:
@@ -245,7 +253,9 @@ class Study:
         wanted = cfg.wanted()
         rl_file = self.rl_file
         runs = [r for r in (cfg.rl.plan() if cfg.rl else []) if r.name in wanted]
-        for name, model_dir in train_models(cfg, self.out, self.data_dirs, self.stage, self.log):
+        need = self.models_to_train()
+        models = train_models(cfg, self.out, self.data_dirs, self.stage, self.log, need)
+        for name, model_dir in models:
             self._evaluate_with_prompt_arms(name, model_dir)
             self.write_partial(name)
             for run in (r for r in runs if r.start_from == name and rl_file is not None):
@@ -259,6 +269,7 @@ class Study:
                     self.index_dir,
                     self.stage,
                     self.log,
+                    need=run.name in need,
                 )
                 row = self._evaluate_with_prompt_arms(run.name, rl_dir)
                 row["rl"] = {k: getattr(rl_summary, k) for k in RL_REPORT_FIELDS}
@@ -268,6 +279,17 @@ class Study:
                     f"{_num(rl_summary.reward_first)} -> {_num(rl_summary.reward_last)})"
                 )
                 self.write_partial(run.name)
+
+    def models_to_train(self) -> set[str]:
+        """The wanted models whose weights this run needs (all of them unless a carried
+        study brought some evaluations back without their weights)."""
+        from searchprime.experiment.carry import has_weights, models_to_train
+
+        cfg = self.cfg
+        dirs = {"base": self.out / "sft" / "base"}
+        dirs.update((a.name, self.out / "sft" / a.name) for a in cfg.arms)
+        dirs.update((r.name, self.out / "rl" / r.folder) for r in (cfg.rl.plan() if cfg.rl else []))
+        return models_to_train(cfg, self.out, {n: has_weights(d) for n, d in dirs.items()})
 
     def _evaluate_with_prompt_arms(self, name: str, model_dir: Path) -> dict[str, Any]:
         row = self.evaluate(name, model_dir)
@@ -339,13 +361,18 @@ class Study:
 
     def _sample(self, name: str, model_dir: Path, prompt: str | None) -> dict[str, Any]:
         """``eval.samples`` sampled rollouts per task on the first ``samples_tasks`` dev tasks."""
+        from searchprime.agent.rollout import finished_keys
         from searchprime.eval.score import score_one
 
         cfg = self.cfg
         tasks = self.dev[: cfg.eval.samples_tasks or len(self.dev)]
-        with open_policy(cfg, model_dir) as llm:
+        path = self.out / "eval" / f"{name}.samples.jsonl"
+        wanted = {(t.id, a) for t in tasks for a in range(cfg.eval.samples)}
+        # all sampled already (a carried study's model may have no weights here): no policy
+        finished = path.exists() and wanted <= finished_keys(path)
+        with nullcontext(None) if finished else open_policy(cfg, model_dir) as llm:
             trajs = _rollout(
-                self.out / "eval" / f"{name}.samples.jsonl",
+                path,
                 tasks,
                 llm,
                 self.search,
@@ -411,6 +438,7 @@ class Study:
         # every run's stage times and where each stage ran (``seconds``: this run's)
         self.report["stages"] = self.ledger.summary()
         atomic_write_text(self.out / "report.json", json.dumps(self.report, indent=2) + "\n")
+        self._sync()
 
     def compare(self) -> None:
         """Paired comparisons of each model with its parent, and the paper's claims."""
