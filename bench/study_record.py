@@ -2,10 +2,11 @@
 
 A study such as ``bench/study.yaml`` spans several sessions on a 2-core CPU; after each one,
 
-    .venv/bin/python bench/study_record.py runs/paper --json bench/results/study_cpu.json
+    .venv/bin/python bench/study_record.py runs/paper --json bench/results/study_paper_cpu.json
 
 writes what it has measured so far (``report.json``, partial or final), the sizes it runs at
-(``experiment.json``), every stage's time, passes, hosts and commits (``stages.jsonl``), and
+(``experiment.json``), every stage's time, passes, hosts and commits (``stages.jsonl``, read as
+it stands, also beside the running study), and
 this machine and commit. Prints the table of models and the paper's claims.
 """
 
@@ -48,9 +49,12 @@ def _sizes(exp: dict[str, Any]) -> dict[str, Any]:
 
 def record(study: Path, notes: list[str] | None = None) -> dict[str, Any]:
     """The record of the study folder ``study`` (``notes``: what the ledger cannot know)."""
+    from searchprime.experiment.ledger import LEDGER_FILE, ledger_summary
+
     report = json.loads((study / "report.json").read_text())
     exp = json.loads((study / "experiment.json").read_text())
-    stages = report.get("stages") or []
+    # the ledger itself, not the report's copy (written only after each evaluated model)
+    stages = ledger_summary(study / LEDGER_FILE)
     return {
         "bench": "study_record",
         "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

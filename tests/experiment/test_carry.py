@@ -193,4 +193,7 @@ def test_a_carried_study_goes_on_elsewhere_training_only_what_it_needs(tmp_path)
     assert _ems(third)["direct-rl"] == _ems(first)["direct-rl"]
     assert {"handbook", "prompted-rl"} <= set(third["arms"])
     assert (carry / "eval/prompted-rl.labelled.jsonl.gz").is_file()
-    assert {("rl direct-rl", "done"), ("rl prompted-rl", "done")} <= _ledger(carry)
+    ledger = _ledger(carry)
+    assert {("rl direct-rl", "done"), ("rl prompted-rl", "done")} <= ledger
+    # the retraining is work of its own in the ledger, not a revisit of the first SFT
+    assert ("sft base again", "done") in ledger and ("rl direct-rl again", "start") not in ledger

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import platform
 
-from searchprime.experiment.ledger import LEDGER_FILE, StageLedger, code_commit
+from searchprime.experiment.ledger import LEDGER_FILE, StageLedger, code_commit, ledger_summary
 
 
 def test_the_ledger_keeps_every_pass_of_every_stage(tmp_path):
@@ -47,6 +47,15 @@ def test_a_line_cut_by_a_kill_is_repaired_before_the_next_run_appends(tmp_path):
     ledger.record("world", "done", 1.0)
     assert [r["stage"] for r in ledger.summary()] == ["world"]
     assert ledger.summary()[0]["done"]
+
+
+def test_the_summary_reads_a_ledger_being_written_without_touching_it(tmp_path):
+    StageLedger(tmp_path).record("world", "start")
+    with (tmp_path / LEDGER_FILE).open("a") as f:
+        f.write('{"stage": "teach')  # the writer is mid-line (or was killed there)
+    before = (tmp_path / LEDGER_FILE).read_bytes()
+    assert [r["stage"] for r in ledger_summary(tmp_path / LEDGER_FILE)] == ["world"]
+    assert (tmp_path / LEDGER_FILE).read_bytes() == before
 
 
 def test_no_ledger_no_rows(tmp_path):

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from searchprime.records import iter_json_lines, repair_tail
 
-__all__ = ["LEDGER_FILE", "StageLedger", "code_commit"]
+__all__ = ["LEDGER_FILE", "StageLedger", "code_commit", "ledger_summary"]
 
 LEDGER_FILE = "stages.jsonl"
 
@@ -76,44 +76,50 @@ class StageLedger:
             f.flush()
 
     def summary(self) -> list[dict[str, Any]]:
-        """Per stage, in first-start order, over every run: finished or not, the seconds spent
-        (finished and failed passes; a killed pass left no time), the passes, hosts, commits,
-        and when it first started and last ended.
+        """:func:`ledger_summary` of this ledger."""
+        return ledger_summary(self.path)
 
-        Once a stage is done, a later run enters it only to find its outputs cached: such a
-        pass counts in ``revisits``, and its host, commit and seconds are left out, so the row
-        says where the work ran. (A stage rerun after its outputs were deleted counts as a
-        revisit too: the ledger cannot tell the two apart.)"""
-        if not self.path.exists():
-            return []
-        rows: dict[str, dict[str, Any]] = {}
-        for _, ev in iter_json_lines(self.path):
-            name = ev.get("stage")
-            if not isinstance(name, str):
-                continue
-            row = rows.setdefault(
-                name,
-                {
-                    "stage": name,
-                    "done": False,
-                    "seconds": 0.0,
-                    "passes": 0,
-                    "revisits": 0,
-                    "hosts": [],
-                    "commits": [],
-                    "first_start": ev.get("at"),
-                    "last_end": None,
-                },
-            )
-            if row["done"]:
-                row["revisits"] += ev.get("event") == "start"
-            elif ev.get("event") == "start":
-                row["passes"] += 1
-                for key, value in (("hosts", ev.get("host")), ("commits", ev.get("commit"))):
-                    if value is not None and value not in row[key]:
-                        row[key].append(value)
-            else:
-                row["seconds"] = round(row["seconds"] + float(ev.get("seconds") or 0.0), 1)
-                row["last_end"] = ev.get("at")
-                row["done"] = ev.get("event") == "done"
-        return list(rows.values())
+
+def ledger_summary(path: Path) -> list[dict[str, Any]]:
+    """Per stage of the ledger ``path``, in first-start order, over every run: finished or not,
+    the seconds spent (finished and failed passes; a killed pass left no time), the passes,
+    hosts, commits, and when it first started and last ended. Read-only (safe beside a run).
+
+    Once a stage is done, a later run enters it only to find its outputs cached: such a pass
+    counts in ``revisits``, and its host, commit and seconds are left out, so the row says where
+    the work ran. (A stage rerun after its outputs were deleted counts as a revisit too: the
+    ledger cannot tell the two apart; a model trained again because a carried study came back
+    without its weights is a stage of its own, ``sft <name> again`` / ``rl <run> again``.)"""
+    if not path.exists():
+        return []
+    rows: dict[str, dict[str, Any]] = {}
+    for _, ev in iter_json_lines(path):
+        name = ev.get("stage")
+        if not isinstance(name, str):
+            continue
+        row = rows.setdefault(
+            name,
+            {
+                "stage": name,
+                "done": False,
+                "seconds": 0.0,
+                "passes": 0,
+                "revisits": 0,
+                "hosts": [],
+                "commits": [],
+                "first_start": ev.get("at"),
+                "last_end": None,
+            },
+        )
+        if row["done"]:
+            row["revisits"] += ev.get("event") == "start"
+        elif ev.get("event") == "start":
+            row["passes"] += 1
+            for key, value in (("hosts", ev.get("host")), ("commits", ev.get("commit"))):
+                if value is not None and value not in row[key]:
+                    row[key].append(value)
+        else:
+            row["seconds"] = round(row["seconds"] + float(ev.get("seconds") or 0.0), 1)
+            row["last_end"] = ev.get("at")
+            row["done"] = ev.get("event") == "done"
+    return list(rows.values())

@@ -132,7 +132,10 @@ def train_rl(
             return dest, RLSummary.model_validate_json((dest / SUMMARY_FILE).read_text())
         log(f"  {run.name}: evaluated, but its weights are not here; training it again")
         shutil.rmtree(dest)
-    with stage(f"rl {run.folder}"):
+        label = f"rl {run.folder} again"  # work of its own in the ledger
+    else:
+        label = f"rl {run.folder}"
+    with stage(label):
         run_cfg = rl_run_config(cfg, model_dir, dest, tasks=tasks, index_dir=index_dir, run=run)
         annotator = episode_annotator(cfg, run, world_dir)
         summary = run_rl(run_cfg, annotator=annotator, log=log)

@@ -89,12 +89,13 @@ def train_models(
     for name, init in order:
         dest = out / "sft" / name
         finished = (dest / SUMMARY_FILE).exists()
+        label = f"sft {name}"
         if finished and needed(name) and not has_weights(dest):
             log(f"  {name}: evaluated, but its weights are not here; training it again")
             (dest / SUMMARY_FILE).unlink()
-            finished = False
+            finished, label = False, f"sft {name} again"  # work of its own in the ledger
         if not finished and needed(name):
-            with stage(f"sft {name}"):
+            with stage(label):
                 summary = run_sft(sft_run_config(cfg, name, init or base, data_dirs, dest))
                 log(
                     f"  {name}: {summary.samples} samples, {summary.steps} steps, loss "
