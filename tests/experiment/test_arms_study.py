@@ -12,29 +12,18 @@ import pytest
 from searchprime.agent.prompts import HANDBOOK
 from searchprime.experiment import ExperimentConfig, report_rows, run_experiment
 from searchprime.records import BEHAVIORS, Trajectory, read_jsonl
+from tests.experiment.tiny import TINY_RL, TINY_SFT
 
 TINY = {
     "name": "arms",
     "world": {"seed": 1, "entities": 300, "tasks": 900},
     "teachers": {"base_pool": 40, "prime_pool": 20},
-    "sft": {
-        "model": "tiny",
-        "base_n": 4,
-        "epochs": 1,
-        "batch_size": 4,
-        "max_length": 4096,
-        "trl": {"max_steps": 1},
-    },
+    "sft": TINY_SFT,
     "arms": [],
     "prompt_arms": [{"name": "handbook", "model": "base", "prompt": "handbook"}],
     "eval": {"dev_n": 2, "max_turns": 2, "max_batch": 2, "max_tokens": 24, "entropy": False},
     "rl": {
-        "tasks": 2,
-        "max_steps": 1,
-        "num_generations": 2,
-        "tasks_per_step": 1,
-        "max_turns": 2,
-        "max_tokens": 16,
+        **TINY_RL,
         "runs": [
             {"name": "prompted-rl", "start_from": "base", "prompt": "handbook"},
             {"name": "bonus-rl", "rewards": {"em": 1.0, "behavior": 0.1}, "annotator": "grounded"},

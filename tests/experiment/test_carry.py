@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from searchprime.cli.main import app
 from searchprime.experiment import ExperimentConfig, run_experiment
 from searchprime.experiment.carry import has_weights, pack, unpack
+from tests.experiment.tiny import TINY_RL, TINY_SFT
 
 
 def _tree(out: Path) -> None:
@@ -107,14 +108,7 @@ TINY = {
     "name": "carried",
     "world": {"seed": 2, "entities": 300, "tasks": 900},
     "teachers": {"base_pool": 40, "prime_pool": 20},
-    "sft": {
-        "model": "tiny",
-        "base_n": 4,
-        "epochs": 1,
-        "batch_size": 4,
-        "max_length": 4096,
-        "trl": {"max_steps": 1},
-    },
+    "sft": TINY_SFT,
     "arms": [],
     "prompt_arms": [{"name": "handbook", "model": "base", "prompt": "handbook"}],
     "eval": {
@@ -127,12 +121,7 @@ TINY = {
         "samples_models": ["base"],
     },
     "rl": {
-        "tasks": 2,
-        "max_steps": 1,
-        "num_generations": 2,
-        "tasks_per_step": 1,
-        "max_turns": 2,
-        "max_tokens": 16,
+        **TINY_RL,
         "runs": [
             {"name": "direct-rl", "start_from": "base"},
             {"name": "prompted-rl", "start_from": "base", "prompt": "handbook"},

@@ -9,20 +9,14 @@ import pytest
 
 from searchprime.experiment import ExperimentConfig, run_experiment
 from searchprime.experiment.seeds import aggregate_seeds
+from tests.experiment.tiny import TINY_SFT
 
 TINY = {
     "name": "seeds",
     "seeds": [0, 1],
     "world": {"seed": 1, "entities": 300, "tasks": 900},
     "teachers": {"base_pool": 40, "prime_pool": 120},
-    "sft": {
-        "model": "tiny",
-        "base_n": 4,
-        "epochs": 1,
-        "batch_size": 4,
-        "max_length": 4096,
-        "trl": {"max_steps": 1},
-    },
+    "sft": TINY_SFT,
     "arms": [{"name": "rand", "strategy": "random", "n": 4}],
     "eval": {"dev_n": 2, "max_turns": 1, "max_batch": 2, "entropy": False},
 }

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from searchprime.experiment.config import ExperimentConfig
+from searchprime.records import atomic_write_bytes
 
 __all__ = ["has_weights", "models_to_train", "pack", "unpack"]
 
@@ -71,10 +72,7 @@ def pack(out: str | Path, dest: str | Path) -> list[Path]:
         target = dest / (str(rel) + _SUFFIX)
         if target.is_file() and target.read_bytes() == blob:
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(blob)
-        tmp.replace(target)
+        atomic_write_bytes(target, blob)
         written.append(target)
     return written
 
@@ -101,10 +99,7 @@ def unpack(src: str | Path, out: str | Path) -> list[Path]:
             have = target.read_bytes()
             if len(data) <= len(have) or not data.startswith(have):
                 continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(target)
+        atomic_write_bytes(target, data)
         restored.append(target)
     return restored
 

@@ -3,6 +3,7 @@
 from searchprime.records.behavior import BEHAVIORS, BehaviorEvidence, BehaviorLabels
 from searchprime.records.jsonl import (
     JsonlWriter,
+    atomic_write_bytes,
     atomic_write_text,
     iter_json_lines,
     read_jsonl,
@@ -41,6 +42,7 @@ __all__ = [
     "Termination",
     "Trajectory",
     "Turn",
+    "atomic_write_bytes",
     "atomic_write_text",
     "iter_json_lines",
     "latest_per_key",
