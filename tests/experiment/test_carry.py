@@ -25,6 +25,8 @@ def _tree(out: Path) -> None:
         "report.json": "{}\n",
         "eval/base.jsonl": '{"a": 1}\n{"a": 2}\n',
         "eval/base.entropy.json": "{}\n",
+        "eval/base.jsonl.lock": '{"pid": 1}',
+        "eval/.base.json.tmp123": "{",
         "sft/base/searchprime_sft.json": "{}\n",
         "sft/base/config.json": "{}\n",
         "sft/base/model.safetensors": "weights",

@@ -42,7 +42,8 @@ def _carried(out: Path) -> Iterator[Path]:
             yield Path(name)
     if (out / "eval").is_dir():
         for p in sorted((out / "eval").rglob("*")):
-            if p.is_file():
+            # a writer's lock file and an atomic write's temp file are not results
+            if p.is_file() and p.suffix != ".lock" and not p.name.startswith("."):
                 yield p.relative_to(out)
     for stage in ("sft", "rl"):
         if not (out / stage).is_dir():
