@@ -188,3 +188,34 @@ def test_a_carried_study_goes_on_elsewhere_training_only_what_it_needs(tmp_path)
     assert {("rl direct-rl", "done"), ("rl prompted-rl", "done")} <= ledger
     # the retraining is work of its own in the ledger, not a revisit of the first SFT
     assert ("sft base again", "done") in ledger and ("rl direct-rl again", "start") not in ledger
+
+
+@pytest.mark.slow
+def test_an_unfinished_eval_whose_weights_are_gone_is_set_aside_not_finished_by_others(tmp_path):
+    """Rollouts of one evaluation come from one set of weights: a model trained again (the same
+    recipe, not the same bits) starts its unfinished evaluation afresh."""
+    cfg = ExperimentConfig.model_validate({**TINY, "only": ["direct-rl"], "eval": {
+        **TINY["eval"], "samples": 1}})  # fmt: skip
+    carry = tmp_path / "carry"
+    run_experiment(cfg, tmp_path / "machine-1", log=lambda _m: None, carry=carry)
+    # the machine vanished halfway through direct-rl's dev rollouts
+    ev = tmp_path / "machine-1/eval"
+    first_line = (ev / "direct-rl.jsonl").read_text().splitlines()[0] + "\n"
+    for f in ("direct-rl.labelled.jsonl", "direct-rl.grounded.jsonl", "direct-rl.entropy.jsonl"):
+        (carry / "eval" / (f + ".gz")).unlink()
+    (carry / "eval/direct-rl.jsonl.gz").write_bytes(gzip.compress(first_line.encode(), mtime=0))
+
+    logs: list[str] = []
+    again = run_experiment(cfg, tmp_path / "machine-2", log=logs.append, carry=carry)
+    out = tmp_path / "machine-2"
+    assert (out / "eval/stale/direct-rl.jsonl").read_text() == first_line
+    assert any("set aside direct-rl.jsonl" in m for m in logs)
+    assert has_weights(out / "rl/direct-rl") and has_weights(out / "sft/base")
+    # the evaluation ran whole on the new weights; base's finished one stayed as carried
+    assert len((out / "eval/direct-rl.jsonl").read_text().splitlines()) == 2
+    assert again["arms"]["direct-rl"]["n"] == 2
+    assert not (out / "eval/stale/base.jsonl").exists()
+    assert (
+        gzip.decompress((carry / "eval/direct-rl.jsonl.gz").read_bytes())
+        == (out / "eval/direct-rl.jsonl").read_bytes()
+    )

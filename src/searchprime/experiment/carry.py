@@ -21,7 +21,14 @@ from pathlib import Path
 from searchprime.experiment.config import ExperimentConfig
 from searchprime.records import atomic_write_bytes
 
-__all__ = ["has_weights", "models_to_train", "pack", "unpack"]
+__all__ = [
+    "CarrySync",
+    "has_weights",
+    "models_to_train",
+    "pack",
+    "set_aside_partial_evals",
+    "unpack",
+]
 
 #: Files at the top of the output folder that travel.
 _TOP = ("experiment.json", "stages.jsonl", "report.json")
@@ -171,3 +178,45 @@ class CarrySync:
         self._stop.set()
         self._thread.join()
         self.sync()
+
+
+def set_aside_partial_evals(
+    cfg: ExperimentConfig, out: Path, retrain: set[str], carried: Path | None = None
+) -> list[Path]:
+    """Move the unfinished evaluation files of the models about to be trained again (and of
+    their prompt arms) to ``out/eval/stale/``; return the files moved.
+
+    Their records came from weights that are gone: finishing them with the new weights would
+    mix two models in one file (a retrained model is the same recipe, not the same bits). A
+    finished file stays — it measured the model its recipe made — and so does one not started.
+    The carried copies of the moved files are removed from ``carried`` too, so another machine
+    does not bring them back.
+    """
+    from searchprime.experiment.analysis import entropy_journal
+    from searchprime.experiment.status import study_status
+
+    if not retrain:
+        return []
+    ev = out / "eval"
+    status = {m.name: m for m in study_status(cfg, out).models}
+    affected = set(retrain) | {p.name for p in cfg.prompt_arms if p.model in retrain}
+    moved = []
+    for name in sorted(affected & set(status)):
+        st = status[name]
+        groups = [
+            (st.rollouts, [ev / f"{name}.jsonl", ev / f"{name}.labelled.jsonl",
+                           ev / f"{name}.grounded.jsonl"]),
+            (st.entropy, [entropy_journal(ev, name)]),
+            (st.samples, [ev / f"{name}.samples.jsonl"]),
+        ]  # fmt: skip
+        for counts, files in groups:
+            if counts is None or counts[0] >= counts[1]:
+                continue
+            for f in (f for f in files if f.exists()):
+                target = ev / "stale" / f.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                f.replace(target)
+                moved.append(target)
+                if carried is not None:
+                    (carried / (str(f.relative_to(out)) + _SUFFIX)).unlink(missing_ok=True)
+    return moved

@@ -283,13 +283,28 @@ class Study:
     def models_to_train(self) -> set[str]:
         """The wanted models whose weights this run needs (all of them unless a carried
         study brought some evaluations back without their weights)."""
-        from searchprime.experiment.carry import has_weights, models_to_train
+        from searchprime.experiment.carry import (
+            has_weights,
+            models_to_train,
+            set_aside_partial_evals,
+        )
+        from searchprime.rl.summary import SUMMARY_FILE as RL_DONE
+        from searchprime.train.sft_summary import SUMMARY_FILE as SFT_DONE
 
         cfg = self.cfg
         dirs = {"base": self.out / "sft" / "base"}
         dirs.update((a.name, self.out / "sft" / a.name) for a in cfg.arms)
         dirs.update((r.name, self.out / "rl" / r.folder) for r in (cfg.rl.plan() if cfg.rl else []))
-        return models_to_train(cfg, self.out, {n: has_weights(d) for n, d in dirs.items()})
+        need = models_to_train(cfg, self.out, {n: has_weights(d) for n, d in dirs.items()})
+        again = {
+            n
+            for n in need
+            if not has_weights(dirs[n]) and any((dirs[n] / f).exists() for f in (SFT_DONE, RL_DONE))
+        }
+        carried = self.carry.dest if self.carry is not None else None
+        for path in set_aside_partial_evals(cfg, self.out, again, carried):
+            self.log(f"  set aside {path.name} in {path.parent}: unfinished, by weights now gone")
+        return need
 
     def _evaluate_with_prompt_arms(self, name: str, model_dir: Path) -> dict[str, Any]:
         row = self.evaluate(name, model_dir)
