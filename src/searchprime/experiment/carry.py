@@ -17,9 +17,13 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from searchprime.experiment.config import ExperimentConfig
 from searchprime.records import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from searchprime.experiment.status import ModelStatus
 
 __all__ = [
     "CarrySync",
@@ -117,17 +121,17 @@ def has_weights(model_dir: Path) -> bool:
     return (model_dir / "config.json").is_file() and any(model_dir.glob("*.safetensors"))
 
 
-def models_to_train(cfg: ExperimentConfig, out: Path, trained: dict[str, bool]) -> set[str]:
+def models_to_train(
+    cfg: ExperimentConfig, status: dict[str, ModelStatus], weights: dict[str, bool]
+) -> set[str]:
     """The wanted models whose weights a run needs: those not fully evaluated, and those a
     model still to be trained starts from (its parent, recursively).
 
-    ``trained``: per trainable model, whether its weights are in ``out`` now. A prompt arm
-    needs its model's weights while its own evaluation is unfinished.
+    ``status``: every model's :class:`~searchprime.experiment.status.ModelStatus`;
+    ``weights``: per trained model, whether its weights are here now. A prompt arm needs its
+    model's weights while its own evaluation is unfinished.
     """
-    from searchprime.experiment.status import study_status
-
     wanted = cfg.wanted()
-    status = {m.name: m for m in study_status(cfg, out).models}
     need: set[str] = set()
     # children come after their parents in cfg.models(): walk back, so a child's need is
     # known when its parent is reached
@@ -135,13 +139,13 @@ def models_to_train(cfg: ExperimentConfig, out: Path, trained: dict[str, bool]) 
         if name not in wanted:
             continue
         evaluated = status[name].evaluated
-        if name not in trained:  # a prompt arm: its model under another prompt
+        if name not in weights:  # a prompt arm: its model under another prompt
             if not evaluated and parent is not None:
                 need.add(parent)
             continue
         if not evaluated:
             need.add(name)
-        if name in need and not trained[name] and parent is not None:
+        if name in need and not weights[name] and parent is not None:
             need.add(parent)
     return need
 
@@ -181,10 +185,15 @@ class CarrySync:
 
 
 def set_aside_partial_evals(
-    cfg: ExperimentConfig, out: Path, retrain: set[str], carried: Path | None = None
+    cfg: ExperimentConfig,
+    out: Path,
+    status: dict[str, ModelStatus],
+    retrain: set[str],
+    carried: Path | None = None,
 ) -> list[Path]:
     """Move the unfinished evaluation files of the models about to be trained again (and of
-    their prompt arms) to ``out/eval/stale/``; return the files moved.
+    their prompt arms) to ``out/eval/stale/``; return the files moved (``status``: every
+    model's :class:`~searchprime.experiment.status.ModelStatus`).
 
     Their records came from weights that are gone: finishing them with the new weights would
     mix two models in one file (a retrained model is the same recipe, not the same bits). A
@@ -193,12 +202,8 @@ def set_aside_partial_evals(
     does not bring them back.
     """
     from searchprime.experiment.analysis import entropy_journal
-    from searchprime.experiment.status import study_status
 
-    if not retrain:
-        return []
     ev = out / "eval"
-    status = {m.name: m for m in study_status(cfg, out).models}
     affected = set(retrain) | {p.name for p in cfg.prompt_arms if p.model in retrain}
     moved = []
     for name in sorted(affected & set(status)):

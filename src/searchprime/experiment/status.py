@@ -19,7 +19,7 @@ from searchprime.experiment.analysis import entropy_journal, legacy_entropy
 from searchprime.experiment.config import ExperimentConfig, RLRun
 from searchprime.records import Task, iter_json_lines, read_jsonl
 
-__all__ = ["ModelStatus", "StudyStatus", "study_status"]
+__all__ = ["ModelStatus", "StudyStatus", "study_status", "training_dirs"]
 
 
 @dataclass(frozen=True)
@@ -66,18 +66,24 @@ def _checkpoint(dest: Path) -> int | None:
     return int(Path(found).name.rsplit("-", 1)[1]) if found else None
 
 
-def _training(
-    cfg: ExperimentConfig, out: Path, name: str, runs: dict[str, RLRun]
-) -> tuple[str, bool]:
+def training_dirs(cfg: ExperimentConfig, out: Path) -> dict[str, tuple[Path, str]]:
+    """Per trained model (not the prompt arms), its training folder and the file that marks
+    the training finished."""
     from searchprime.rl.summary import SUMMARY_FILE as RL_DONE
     from searchprime.train.sft_summary import SUMMARY_FILE as SFT_DONE
 
-    if name in runs:
-        dest, done = out / "rl" / runs[name].folder, RL_DONE
-    elif name == "base" or any(a.name == name for a in cfg.arms):
-        dest, done = out / "sft" / name, SFT_DONE
-    else:  # a prompt arm: its model under another prompt, nothing to train
+    dirs = {name: (out / "sft" / name, SFT_DONE) for name in ["base", *(a.name for a in cfg.arms)]}
+    runs = cfg.rl.plan() if cfg.rl else []
+    dirs.update((r.name, (out / "rl" / r.folder, RL_DONE)) for r in runs)
+    return dirs
+
+
+def _training(
+    cfg: ExperimentConfig, name: str, dirs: dict[str, tuple[Path, str]], runs: dict[str, RLRun]
+) -> tuple[str, bool]:
+    if name not in dirs:  # a prompt arm: its model under another prompt, nothing to train
         return "none (prompt arm)", True
+    dest, done = dirs[name]
     if (dest / done).exists():
         from searchprime.experiment.carry import has_weights
 
@@ -121,9 +127,10 @@ def study_status(cfg: ExperimentConfig, out: str | Path) -> StudyStatus:
         (k, a) for k in dev[: cfg.eval.samples_tasks or len(dev)] for a in range(cfg.eval.samples)
     }
     runs = {r.name: r for r in (cfg.rl.plan() if cfg.rl else [])}
+    dirs = training_dirs(cfg, out)
     models = []
     for name, parent in cfg.models().items():
-        training, trained = _training(cfg, out, name, runs)
+        training, trained = _training(cfg, name, dirs, runs)
         entropy = None
         if cfg.eval.entropy:
             if legacy_entropy(ev, name) is not None:

@@ -288,21 +288,16 @@ class Study:
             models_to_train,
             set_aside_partial_evals,
         )
-        from searchprime.rl.summary import SUMMARY_FILE as RL_DONE
-        from searchprime.train.sft_summary import SUMMARY_FILE as SFT_DONE
+        from searchprime.experiment.status import study_status, training_dirs
 
         cfg = self.cfg
-        dirs = {"base": self.out / "sft" / "base"}
-        dirs.update((a.name, self.out / "sft" / a.name) for a in cfg.arms)
-        dirs.update((r.name, self.out / "rl" / r.folder) for r in (cfg.rl.plan() if cfg.rl else []))
-        need = models_to_train(cfg, self.out, {n: has_weights(d) for n, d in dirs.items()})
-        again = {
-            n
-            for n in need
-            if not has_weights(dirs[n]) and any((dirs[n] / f).exists() for f in (SFT_DONE, RL_DONE))
-        }
+        status = {m.name: m for m in study_status(cfg, self.out).models}
+        weights = {n: has_weights(d) for n, (d, _) in training_dirs(cfg, self.out).items()}
+        need = models_to_train(cfg, status, weights)
+        # finished here once (its summary is here), weights gone: it is trained again
+        again = {n for n in need if status[n].trained and not weights[n]}
         carried = self.carry.dest if self.carry is not None else None
-        for path in set_aside_partial_evals(cfg, self.out, again, carried):
+        for path in set_aside_partial_evals(cfg, self.out, status, again, carried):
             self.log(f"  set aside {path.name} in {path.parent}: unfinished, by weights now gone")
         return need
 
