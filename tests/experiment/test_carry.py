@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from searchprime.cli.main import app
 from searchprime.experiment import ExperimentConfig, run_experiment
 from searchprime.experiment.carry import has_weights, pack, unpack
+from searchprime.experiment.provenance import read_stamps, weights_id
+from searchprime.report.load import load_run
 from tests.experiment.tiny import TINY_RL, TINY_SFT
 
 
@@ -191,25 +193,61 @@ def test_a_carried_study_goes_on_elsewhere_training_only_what_it_needs(tmp_path)
 
 
 @pytest.mark.slow
-def test_an_unfinished_eval_whose_weights_are_gone_is_set_aside_not_finished_by_others(tmp_path):
-    """Rollouts of one evaluation come from one set of weights: a model trained again (the same
-    recipe, not the same bits) starts its unfinished evaluation afresh."""
-    cfg = ExperimentConfig.model_validate({**TINY, "only": ["direct-rl"], "eval": {
+def test_an_unfinished_eval_is_finished_only_by_the_weights_that_began_it(tmp_path):
+    """Rollouts of one evaluation come from one set of weights: a model trained again goes on
+    with its unfinished evaluation when it came out the same bits (the SFT is seeded), and
+    starts it afresh when not."""
+    cfg = ExperimentConfig.model_validate({**TINY, "only": ["direct-rl", "handbook"], "eval": {
         **TINY["eval"], "samples": 1}})  # fmt: skip
     carry = tmp_path / "carry"
     run_experiment(cfg, tmp_path / "machine-1", log=lambda _m: None, carry=carry)
-    # the machine vanished halfway through direct-rl's dev rollouts
     ev = tmp_path / "machine-1/eval"
-    first_line = (ev / "direct-rl.jsonl").read_text().splitlines()[0] + "\n"
-    for f in ("direct-rl.labelled.jsonl", "direct-rl.grounded.jsonl", "direct-rl.entropy.jsonl"):
-        (carry / "eval" / (f + ".gz")).unlink()
-    (carry / "eval/direct-rl.jsonl.gz").write_bytes(gzip.compress(first_line.encode(), mtime=0))
+    # each evaluation file is stamped with the weights that wrote it
+    base_id = weights_id(tmp_path / "machine-1/sft/base")
+    assert base_id is not None and read_stamps(ev, "base") == {
+        "rollouts": base_id,
+        "entropy": base_id,
+    }
+    assert read_stamps(ev, "handbook") == read_stamps(ev, "base")  # base under another prompt
+    rl_id = weights_id(tmp_path / "machine-1/rl/direct-rl")
+    assert rl_id is not None
+    assert read_stamps(ev, "direct-rl") == {"rollouts": rl_id, "entropy": rl_id}
+    # as if base's and direct-rl's first trainings had other bits than the next ones will have
+    other = {"rollouts": "feedfacefeedface", "entropy": "feedfacefeedface"}
+    for name in ("base", "direct-rl"):
+        (carry / f"eval/{name}.weights.json.gz").write_bytes(
+            gzip.compress(json.dumps(other).encode(), mtime=0)
+        )
+    # the machine vanished halfway through direct-rl's and handbook's dev rollouts
+    first = {}
+    for name in ("direct-rl", "handbook"):
+        first[name] = (ev / f"{name}.jsonl").read_text().splitlines()[0] + "\n"
+        for kind in ("labelled.jsonl", "grounded.jsonl", "entropy.jsonl", "entropy.json"):
+            (carry / f"eval/{name}.{kind}.gz").unlink(missing_ok=True)
+        (carry / f"eval/{name}.jsonl.gz").write_bytes(gzip.compress(first[name].encode(), mtime=0))
 
     logs: list[str] = []
-    again = run_experiment(cfg, tmp_path / "machine-2", log=logs.append, carry=carry)
+    # base's pass@k is asked for now: it comes from base trained again, and the report says so
+    cfg2 = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"samples": 2})})
+    again = run_experiment(cfg2, tmp_path / "machine-2", log=logs.append, carry=carry)
     out = tmp_path / "machine-2"
-    assert (out / "eval/stale/direct-rl.jsonl").read_text() == first_line
+    assert weights_id(out / "sft/base") == base_id
+    # handbook's stamp names base's weights as they are again: its file goes on
+    assert (out / "eval/handbook.jsonl").read_text().startswith(first["handbook"])
+    assert len((out / "eval/handbook.jsonl").read_text().splitlines()) == 2
+    assert not (out / "eval/stale/handbook.jsonl").exists()
+    # direct-rl's stamp names other weights: its file starts afresh
+    assert (out / "eval/stale/direct-rl.jsonl").read_text() == first["direct-rl"]
     assert any("set aside direct-rl.jsonl" in m for m in logs)
+    assert read_stamps(out / "eval", "direct-rl") == {
+        "rollouts": weights_id(out / "rl/direct-rl"),
+        "entropy": weights_id(out / "rl/direct-rl"),
+    }
+    assert again["arms"]["base"]["weights"] == {**other, "samples": base_id}
+    assert any("note: base's samples came from another training of its recipe" in m for m in logs)
+    notes = load_run(out, trajectories=False).notes
+    assert any(n.startswith("base: its samples came from another training") for n in notes)
+    assert not any(n.startswith(("direct-rl:", "handbook:")) for n in notes)
     assert has_weights(out / "rl/direct-rl") and has_weights(out / "sft/base")
     # the evaluation ran whole on the new weights; base's finished one stayed as carried
     assert len((out / "eval/direct-rl.jsonl").read_text().splitlines()) == 2

@@ -167,3 +167,19 @@ def test_errors_name_the_problem(tmp_path: Path, run_dir: Path) -> None:
         load_files([bad])
     with pytest.raises(ConfigError, match="one run folder"):
         load_report([run_dir, bad])
+
+
+def test_a_model_evaluated_by_two_trainings_gets_a_note(run_dir: Path) -> None:
+    data = json.loads((run_dir / "report.json").read_text())
+    data["arms"]["base"]["weights"] = {"rollouts": "aaaa", "entropy": "aaaa", "samples": "bbbb"}
+    data["arms"]["primed"]["weights"] = {"rollouts": "cccc", "samples": "cccc"}
+    data["arms"]["primed+rl"]["weights"] = ["not", "a", "mapping"]
+    (run_dir / "report.json").write_text(json.dumps(data))
+    rep = load_run(run_dir)
+    assert rep.arms["base"].weights["samples"] == "bbbb"
+    assert rep.arms["primed+rl"].weights == {}
+    notes = [n for n in rep.notes if "another training" in n]
+    assert len(notes) == 1 and notes[0].startswith(
+        "base: its samples came from another training of the same recipe than its rollouts"
+    )
+    assert "samples bbbb" in notes[0]

@@ -30,7 +30,8 @@ __all__ = [
     "has_weights",
     "models_to_train",
     "pack",
-    "set_aside_partial_evals",
+    "eval_files",
+    "set_aside",
     "unpack",
 ]
 
@@ -184,44 +185,40 @@ class CarrySync:
         self.sync()
 
 
-def set_aside_partial_evals(
-    cfg: ExperimentConfig,
-    out: Path,
-    status: dict[str, ModelStatus],
-    retrain: set[str],
-    carried: Path | None = None,
-) -> list[Path]:
-    """Move the unfinished evaluation files of the models about to be trained again (and of
-    their prompt arms) to ``out/eval/stale/``; return the files moved (``status``: every
-    model's :class:`~searchprime.experiment.status.ModelStatus`).
-
-    Their records came from weights that are gone: finishing them with the new weights would
-    mix two models in one file (a retrained model is the same recipe, not the same bits). A
-    finished file stays — it measured the model its recipe made — and so does one not started.
-    The carried copies of the moved files are removed from ``carried`` too, so another machine
-    does not bring them back.
-    """
+def eval_files(out: Path, name: str, kind: str) -> list[Path]:
+    """Model ``name``'s evaluation files of one kind (``rollouts``, ``entropy``, ``samples``)."""
     from searchprime.experiment.analysis import entropy_journal
 
     ev = out / "eval"
-    affected = set(retrain) | {p.name for p in cfg.prompt_arms if p.model in retrain}
+    if kind == "rollouts":
+        return [ev / f"{name}{s}" for s in (".jsonl", ".labelled.jsonl", ".grounded.jsonl")]
+    if kind == "entropy":
+        return [entropy_journal(ev, name)]
+    if kind == "samples":
+        return [ev / f"{name}.samples.jsonl"]
+    raise ValueError(f"unknown evaluation kind {kind!r}")
+
+
+def set_aside(out: Path, name: str, kind: str, carried: Path | None = None) -> list[Path]:
+    """Move model ``name``'s ``kind`` evaluation files to ``out/eval/stale/`` (and drop their
+    stamp); return the files moved.
+
+    The runner does this to an unfinished file that the weights at hand did not write:
+    finishing it would mix two models in one file. The carried copies of the moved files (and
+    of the stamp) are removed from ``carried`` too, so another machine does not bring them back.
+    """
+    from searchprime.experiment.provenance import stamp, stamp_file
+
+    ev = out / "eval"
+    stamp(ev, name, kind, None)
+    if carried is not None:  # the next sync carries the stamps that are left
+        (carried / (str(stamp_file(ev, name).relative_to(out)) + _SUFFIX)).unlink(missing_ok=True)
     moved = []
-    for name in sorted(affected & set(status)):
-        st = status[name]
-        groups = [
-            (st.rollouts, [ev / f"{name}.jsonl", ev / f"{name}.labelled.jsonl",
-                           ev / f"{name}.grounded.jsonl"]),
-            (st.entropy, [entropy_journal(ev, name)]),
-            (st.samples, [ev / f"{name}.samples.jsonl"]),
-        ]  # fmt: skip
-        for counts, files in groups:
-            if counts is None or counts[0] >= counts[1]:
-                continue
-            for f in (f for f in files if f.exists()):
-                target = ev / "stale" / f.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                f.replace(target)
-                moved.append(target)
-                if carried is not None:
-                    (carried / (str(f.relative_to(out)) + _SUFFIX)).unlink(missing_ok=True)
+    for f in (f for f in eval_files(out, name, kind) if f.exists()):
+        target = ev / "stale" / f.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        f.replace(target)
+        moved.append(target)
+        if carried is not None:
+            (carried / (str(f.relative_to(out)) + _SUFFIX)).unlink(missing_ok=True)
     return moved

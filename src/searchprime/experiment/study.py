@@ -32,6 +32,7 @@ from searchprime.experiment.claims import claims
 from searchprime.experiment.config import ExperimentConfig
 from searchprime.experiment.ledger import StageLedger
 from searchprime.experiment.policy import eval_agent_config, open_policy, sampling_agent_config
+from searchprime.experiment.provenance import read_stamps, same_weights, stamp, training_outcome
 from searchprime.experiment.rl_stage import RL_REPORT_FIELDS, _num, rl_tasks, train_rl
 from searchprime.experiment.sft_stage import train_models
 from searchprime.experiment.summary import (
@@ -42,6 +43,7 @@ from searchprime.experiment.summary import (
     summarize,
 )
 from searchprime.records import Task, Trajectory, atomic_write_text, read_jsonl, write_jsonl
+from searchprime.report.model import EVAL_KINDS, ArmSummary
 
 __all__ = ["Log", "ProgressFactory", "Study"]
 
@@ -88,6 +90,13 @@ def _rollout(
     return [t for t in read_jsonl(path, Trajectory) if t.task_id in wanted]
 
 
+def _unfinished(path: Path, tasks: list[Task]) -> bool:
+    """Whether a one-attempt trajectory file holds some of ``tasks`` but not all."""
+    from searchprime.agent.rollout import finished_keys
+
+    return path.exists() and not {(t.id, 0) for t in tasks} <= finished_keys(path)
+
+
 def _task_ids(path: Path) -> set[str] | None:
     """Task ids of a trajectory file, or None when it does not exist."""
     return {t.task_id for t in read_jsonl(path, Trajectory)} if path.exists() else None
@@ -117,6 +126,9 @@ class Study:
     #: keeps a travelling copy of the results (``--carry``) in step after each stage
     carry: Any = None
     ledger: StageLedger = field(init=False)
+    #: models whose weights this run makes again (a carried study): their summary file and
+    #: the outcome it told of before they were trained again
+    trained_again: dict[str, tuple[Path, dict[str, Any] | None]] = field(default_factory=dict)
     _started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:
@@ -283,23 +295,48 @@ class Study:
     def models_to_train(self) -> set[str]:
         """The wanted models whose weights this run needs (all of them unless a carried
         study brought some evaluations back without their weights)."""
-        from searchprime.experiment.carry import (
-            has_weights,
-            models_to_train,
-            set_aside_partial_evals,
-        )
+        from searchprime.experiment.carry import has_weights, models_to_train
         from searchprime.experiment.status import study_status, training_dirs
 
         cfg = self.cfg
         status = {m.name: m for m in study_status(cfg, self.out).models}
-        weights = {n: has_weights(d) for n, (d, _) in training_dirs(cfg, self.out).items()}
+        dirs = training_dirs(cfg, self.out)
+        weights = {n: has_weights(d) for n, (d, _) in dirs.items()}
         need = models_to_train(cfg, status, weights)
         # finished here once (its summary is here), weights gone: it is trained again
         again = {n for n in need if status[n].trained and not weights[n]}
-        carried = self.carry.dest if self.carry is not None else None
-        for path in set_aside_partial_evals(cfg, self.out, status, again, carried):
-            self.log(f"  set aside {path.name} in {path.parent}: unfinished, by weights now gone")
+        for n in again:
+            summary = dirs[n][0] / dirs[n][1]
+            self.trained_again[n] = (summary, training_outcome(summary))
         return need
+
+    def _extend_or_set_aside(self, name: str, kind: str, model_dir: Path) -> None:
+        """Before ``model_dir``'s weights extend ``name``'s unfinished ``kind`` file: set the
+        file aside (it starts afresh) unless those weights wrote it — one file, one model.
+
+        The file's stamp decides. A file from before stamping was written by these weights
+        when its model was not trained again in this run, or when it was and the training
+        came out as before, step for step (:func:`~searchprime.experiment.provenance.
+        training_outcome`: the SFT here is deterministic on one machine kind).
+        """
+        from searchprime.experiment.carry import set_aside
+
+        same = same_weights(self.out / "eval", name, kind, model_dir)
+        if same is None:
+            model = next((p.model for p in self.cfg.prompt_arms if p.name == name), name)
+            if model not in self.trained_again:
+                return
+            summary, before = self.trained_again[model]
+            same = before is not None and before == training_outcome(summary)
+            self.log(
+                f"  {name}'s unfinished {kind} predate weight stamps; its model trained again "
+                + ("as before, step for step: going on with them" if same else "otherwise")
+            )
+        if same:
+            return
+        carried = self.carry.dest if self.carry is not None else None
+        for path in set_aside(self.out, name, kind, carried):
+            self.log(f"  set aside {path.name} in {path.parent}: unfinished, by other weights")
 
     def _evaluate_with_prompt_arms(self, name: str, model_dir: Path) -> dict[str, Any]:
         row = self.evaluate(name, model_dir)
@@ -318,13 +355,17 @@ class Study:
             self.scored[name] = raw.with_suffix(".labelled.jsonl")
             grounded = raw.with_suffix(".grounded.jsonl")
             if _task_ids(self.scored[name]) != dev_ids:  # missing, or written for another dev_n
+                if _unfinished(raw, dev):
+                    self._extend_or_set_aside(name, "rollouts", model_dir)
+                agent_cfg = eval_agent_config(cfg, prompt)
                 with open_policy(cfg, model_dir) as llm:
+                    stamp(self.out / "eval", name, "rollouts", model_dir)
                     trajs = _rollout(
                         raw,
                         dev,
                         llm,
                         self.search,
-                        eval_agent_config(cfg, prompt),
+                        agent_cfg,
                         cfg.eval.max_batch,
                         self.progress,
                         f"rollout {name} on dev",
@@ -346,6 +387,7 @@ class Study:
                 row.update(self._entropy(name, model_dir, trajs))
             if cfg.eval.samples > 1 and name in (cfg.eval.samples_models or [name]):
                 row.update(self._sample(name, model_dir, prompt))
+            self._note_weights(name, row)
             self.report["arms"][name] = row
             lo, hi = row["ci95"]["em"]
             entropy = row.get("entropy", {}).get("mean")
@@ -363,7 +405,13 @@ class Study:
         eval_dir = self.out / "eval"
         if (legacy := legacy_entropy(eval_dir, name)) is not None:
             return json.loads(legacy.read_text())
+        from searchprime.agent.rollout import finished_keys
+
         journal = entropy_journal(eval_dir, name)
+        if not {t.key for t in trajs} <= finished_keys(journal):
+            if journal.exists():
+                self._extend_or_set_aside(name, "entropy", model_dir)
+            stamp(eval_dir, name, "entropy", model_dir)
         with self.progress(f"entropy {name}", len(trajs)) as advance:
             row = entropy_row(model_dir, trajs, self.cfg, journal=journal, on_done=advance)
         atomic_write_text(journal.with_suffix(".json"), json.dumps(row, indent=2) + "\n")
@@ -380,6 +428,10 @@ class Study:
         wanted = {(t.id, a) for t in tasks for a in range(cfg.eval.samples)}
         # all sampled already (a carried study's model may have no weights here): no policy
         finished = path.exists() and wanted <= finished_keys(path)
+        if not finished:
+            if path.exists():
+                self._extend_or_set_aside(name, "samples", model_dir)
+            stamp(self.out / "eval", name, "samples", model_dir)
         with nullcontext(None) if finished else open_policy(cfg, model_dir) as llm:
             trajs = _rollout(
                 path,
@@ -401,6 +453,22 @@ class Study:
             + ", ".join(f"pass@{k} {row['pass_at_k'][str(k)]['mean']:.3f}" for k in ks)
         )
         return row
+
+    def _note_weights(self, name: str, row: dict[str, Any]) -> None:
+        """Put the weights that wrote each of ``name``'s evaluation files in its row, and say
+        so when they are not all the same training (a carried model trained again)."""
+        stamps = read_stamps(self.out / "eval", name)
+        if not stamps:
+            return
+        row["weights"] = stamps
+        arm = ArmSummary(name=name, n=len(self.dev), weights=stamps)
+        if other := arm.other_trainings():
+            self.log(
+                f"  note: {name}'s {', '.join(other)} came from another training of its recipe "
+                f"than its {next(k for k in EVAL_KINDS if k in stamps)} (weights "
+                + ", ".join(f"{k} {v}" for k, v in stamps.items())
+                + ")"
+            )
 
     # -- summaries ------------------------------------------------------------------------
     def teacher_rows(self) -> None:

@@ -14,7 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from searchprime.records import BEHAVIORS
 from searchprime.report.trajview import TrajView
 
+#: A model's evaluation files, by kind: greedy dev rollouts, the entropy pass over them, sampled
+#: rollouts (pass@k). ``ArmSummary.weights`` names the weights that wrote each.
+EVAL_KINDS = ("rollouts", "entropy", "samples")
+
 __all__ = [
+    "EVAL_KINDS",
     "ArmSummary",
     "Comparison",
     "Report",
@@ -89,7 +94,18 @@ class ArmSummary(BaseModel):
     )
     rl: dict[str, Any] | None = Field(default=None, description="RL run summary (an RL'd arm).")
     degenerate: str | None = Field(default=None, description="Why the model looks broken.")
+    weights: dict[str, str] = Field(
+        default_factory=dict,
+        description="Evaluation kind (rollouts, entropy, samples) -> id of the weights that "
+        "wrote it (experiment.provenance).",
+    )
     has_trajectories: bool = Field(default=False, description="Shown in the viewer.")
+
+    def other_trainings(self) -> list[str]:
+        """The evaluation kinds written by other weights than the greedy rollouts (or, with
+        no rollouts stamp, than the first stamped kind): a model trained again between them."""
+        known = [k for k in EVAL_KINDS if k in self.weights]
+        return [k for k in known[1:] if self.weights[k] != self.weights[known[0]]]
 
 
 class Comparison(BaseModel):

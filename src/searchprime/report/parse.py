@@ -182,7 +182,15 @@ def parse_arm(name: str, raw: dict[str, Any]) -> ArmSummary:
         repeated_searches=_fraction(raw.get("repeated_searches")),
         rl=rl,
         degenerate=raw.get("degenerate") if isinstance(raw.get("degenerate"), str) else None,
+        weights=_weights(raw.get("weights")),
     )
+
+
+def _weights(raw: Any) -> dict[str, str]:
+    """Kind -> weights id; anything else (or an id that is not a short string) left out."""
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): v for k, v in raw.items() if isinstance(v, str) and len(v) <= 64}
 
 
 def _counts(raw: Any) -> dict[str, int]:
