@@ -24,6 +24,16 @@ done_file=bench/results/study_cpu_steps.txt
 end=""
 skipped=""
 [ -n "${DEADLINE:-}" ] && end=$(date -d "@${DEADLINE}" +%s 2>/dev/null || date -d "$DEADLINE" +%s)
+# The study's SFT runs under bf16 autocast (sft.trl.bf16, chosen on VMs with AMX). A VM kind
+# without native bf16 emulates it ~18x slower (402 s an SFT step on an AMD EPYC with AVX2,
+# 2026-12-02): no step would end, and an fp32 model would be another training than the ones
+# measured. Such a session runs nothing (FORCE=1 runs anyway).
+if [ -z "${FORCE:-}" ] && ! .venv/bin/python -c "
+from searchprime.train.sft import cpu_has_native_bf16
+raise SystemExit(0 if cpu_has_native_bf16() else 1)"; then
+    echo "paper_study: this CPU has no native bf16 (AVX512-BF16 or AMX); the study's bf16 SFT would run ~18x slower here. Nothing run (FORCE=1 runs anyway)."
+    exit 0
+fi
 
 step() {  # minutes, then the experiment's arguments
     minutes=$1

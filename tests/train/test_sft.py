@@ -287,3 +287,26 @@ def test_cpu_bf16_default_follows_the_cpu_and_stays_on_the_cpu(tmp_path) -> None
         SFTRunConfig(model="m", data="d", output_dir=str(tmp_path), trl={"bf16": False}), True
     )
     assert forced.bf16 is False
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU only")
+@pytest.mark.parametrize(("trl", "native", "warns"), [
+    ({"bf16": True}, False, True),
+    ({"bf16": True}, True, False),
+    ({}, False, False),
+    ({"bf16": False}, False, False),
+])  # fmt: skip
+def test_bf16_asked_for_on_a_cpu_that_emulates_it_is_said(
+    tmp_path, monkeypatch, trl, native, warns
+):
+    import warnings
+
+    from searchprime.train import sft
+
+    monkeypatch.setattr(sft, "cpu_has_native_bf16", lambda: native)
+    run = SFTRunConfig(model="m", data="d", output_dir=str(tmp_path), trl=trl)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sft._sft_config(run, True)
+    said = [str(w.message) for w in caught if "no native bf16" in str(w.message)]
+    assert said == ([sft.EMULATED_BF16] if warns else [])
