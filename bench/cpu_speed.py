@@ -6,7 +6,7 @@ the trainer runs it (``sft.trl.bf16``), with their ratio.
     fp32 1.44 s, bf16 autocast 42.94 s: bf16 / fp32 29.8x (native bf16: False)
 
 Without AVX512-BF16 or AMX, bf16 products are emulated on one core: the study's bf16 SFT
-(bench/study.yaml) ran 402 s a step on the AMD EPYC (AVX2) VM of 2026-12-02, 38 s a step in
+(bench/study.yaml) ran 402 s a step on the AMD EPYC (AVX2) VM of 2026-12-02, 32 s a step in
 fp32 there, 22 s in bf16 on an Intel VM with AMX. Run it on idle cores.
 """
 

@@ -81,7 +81,7 @@ SETTINGS_FILE = "searchprime_sft_settings.json"
 EMULATED_BF16 = (
     "trl.bf16 is true but this CPU has no native bf16 (AVX512-BF16 or AMX): bf16 products are "
     "emulated, on one core. SmolLM2's SFT took 402 s a step on such a CPU (AMD EPYC, AVX2) "
-    "against 38 s in fp32 there and 22 s in bf16 on a CPU with AMX. Leave trl.bf16 unset to "
+    "against 32 s in fp32 there and 22 s in bf16 on a CPU with AMX. Leave trl.bf16 unset to "
     "get bf16 only where it is native, or set it false."
 )
 
