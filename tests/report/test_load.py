@@ -180,6 +180,6 @@ def test_a_model_evaluated_by_two_trainings_gets_a_note(run_dir: Path) -> None:
     assert rep.arms["primed+rl"].weights == {}
     notes = [n for n in rep.notes if "another training" in n]
     assert len(notes) == 1 and notes[0].startswith(
-        "base: its samples came from another training of the same recipe than its rollouts"
+        "base: its samples came from another training of its recipe than its rollouts"
     )
     assert "samples bbbb" in notes[0]

@@ -66,6 +66,11 @@ def _carried(out: Path) -> Iterator[Path]:
                     yield (run / name).relative_to(out)
 
 
+def _carried_copy(dest: Path, rel: Path) -> Path:
+    """Where ``dest`` keeps the copy of the result file ``rel`` (relative to the output)."""
+    return dest / (str(rel) + _SUFFIX)
+
+
 def _complete_lines(data: bytes, path: Path) -> bytes:
     """A JSONL file being appended to may end in a torn line: keep whole lines only."""
     if path.suffix != ".jsonl" or data.endswith(b"\n") or not data:
@@ -82,7 +87,7 @@ def pack(out: str | Path, dest: str | Path) -> list[Path]:
         data = _complete_lines((out / rel).read_bytes(), rel)
         # mtime 0: the same content gives the same bytes, so version control sees no change
         blob = gzip.compress(data, compresslevel=9, mtime=0)
-        target = dest / (str(rel) + _SUFFIX)
+        target = _carried_copy(dest, rel)
         if target.is_file() and target.read_bytes() == blob:
             continue
         atomic_write_bytes(target, blob)
@@ -212,7 +217,7 @@ def set_aside(out: Path, name: str, kind: str, carried: Path | None = None) -> l
     ev = out / "eval"
     stamp(ev, name, kind, None)
     if carried is not None:  # the next sync carries the stamps that are left
-        (carried / (str(stamp_file(ev, name).relative_to(out)) + _SUFFIX)).unlink(missing_ok=True)
+        _carried_copy(carried, stamp_file(ev, name).relative_to(out)).unlink(missing_ok=True)
     moved = []
     for f in (f for f in eval_files(out, name, kind) if f.exists()):
         target = ev / "stale" / f.name
@@ -220,5 +225,5 @@ def set_aside(out: Path, name: str, kind: str, carried: Path | None = None) -> l
         f.replace(target)
         moved.append(target)
         if carried is not None:
-            (carried / (str(f.relative_to(out)) + _SUFFIX)).unlink(missing_ok=True)
+            _carried_copy(carried, f.relative_to(out)).unlink(missing_ok=True)
     return moved

@@ -10,9 +10,10 @@ weights that write it (``eval/<name>.weights.json``); the row carries the stamps
 says when they differ (:meth:`~searchprime.report.model.ArmSummary.other_trainings`).
 
 The stamps also decide whether an unfinished file may be finished by the weights at hand
-(:func:`same_weights`): on one machine kind the runner's training is deterministic (two
-trainings of the behavior model on two VMs gave the same 184 greedy dev trajectories), so a
-model trained again is often the same bits, and its unfinished evaluation need not start over.
+(:func:`same_weights`): on one machine kind the runner's SFT is deterministic (two trainings
+of the behavior model on two VMs logged the same losses to the last digit, from a base with the
+same weights digest), so a model trained again is often the same bits, and its unfinished
+evaluation need not start over.
 """
 
 from __future__ import annotations

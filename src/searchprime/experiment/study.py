@@ -43,7 +43,7 @@ from searchprime.experiment.summary import (
     summarize,
 )
 from searchprime.records import Task, Trajectory, atomic_write_text, read_jsonl, write_jsonl
-from searchprime.report.model import EVAL_KINDS, ArmSummary
+from searchprime.report.model import ArmSummary
 
 __all__ = ["Log", "ProgressFactory", "Study"]
 
@@ -461,14 +461,8 @@ class Study:
         if not stamps:
             return
         row["weights"] = stamps
-        arm = ArmSummary(name=name, n=len(self.dev), weights=stamps)
-        if other := arm.other_trainings():
-            self.log(
-                f"  note: {name}'s {', '.join(other)} came from another training of its recipe "
-                f"than its {next(k for k in EVAL_KINDS if k in stamps)} (weights "
-                + ", ".join(f"{k} {v}" for k, v in stamps.items())
-                + ")"
-            )
+        if note := ArmSummary(name=name, n=len(self.dev), weights=stamps).trainings_note():
+            self.log(f"  note: {name}'s {note}")
 
     # -- summaries ------------------------------------------------------------------------
     def teacher_rows(self) -> None:

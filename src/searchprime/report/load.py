@@ -25,7 +25,7 @@ from searchprime.records import (
     read_jsonl,
     validation_to_record_error,
 )
-from searchprime.report.model import EVAL_KINDS, ArmSummary, Report, Value
+from searchprime.report.model import ArmSummary, Report, Value
 from searchprime.report.parse import parse_arm, parse_claims, parse_comparisons, parse_stages
 from searchprime.report.trajview import traj_view
 
@@ -164,14 +164,10 @@ def load_run(run_dir: str | Path, *, trajectories: bool = True) -> Report:
             "was evaluated. Run the same experiment again to continue it."
         )
     for name, arm in report.arms.items():
-        if other := arm.other_trainings():
-            first = next(k for k in EVAL_KINDS if k in arm.weights)
+        if note := arm.trainings_note():
             report.notes.append(
-                f"{name}: its {' and '.join(other)} came from another training of the same "
-                f"recipe than its {first} (weights "
-                + ", ".join(f"{k} {v}" for k, v in arm.weights.items())
-                + "): a carried study trained it again on another machine, and the training "
-                "did not make the same bits."
+                f"{name}: its {note}: a carried study trained it again on another machine, "
+                "and the training did not make the same bits."
             )
     for steps in sorted(run.glob(f"rl/*/{STEPS_FILE}")):
         _add_steps(report, steps)

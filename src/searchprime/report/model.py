@@ -107,6 +107,19 @@ class ArmSummary(BaseModel):
         known = [k for k in EVAL_KINDS if k in self.weights]
         return [k for k in known[1:] if self.weights[k] != self.weights[known[0]]]
 
+    def trainings_note(self) -> str | None:
+        """ "samples came from another training of its recipe than its rollouts (weights ...)",
+        or None when every stamped kind names the same weights (the study's log and the
+        report's notes put the model's name before it)."""
+        if not (other := self.other_trainings()):
+            return None
+        first = next(k for k in EVAL_KINDS if k in self.weights)
+        ids = ", ".join(f"{k} {v}" for k, v in self.weights.items())
+        return (
+            f"{' and '.join(other)} came from another training of its recipe than its {first} "
+            f"(weights {ids})"
+        )
+
 
 class Comparison(BaseModel):
     """Two models on the same tasks: ``b`` minus ``a`` (see eval.uncertainty.paired)."""
