@@ -19,7 +19,8 @@
 #   DEADLINE="$(date -d '+175 min')" nohup setsid sh bench/paper_study.sh >> runs/paper.log 2>&1 &
 set -e
 cd "$(dirname "$0")/.."
-S=".venv/bin/searchprime experiment ${STUDY:-bench/study.yaml} --out runs/paper --carry bench/results/study_cpu_carry"
+S_FILE="${STUDY:-bench/study.yaml}"
+S=".venv/bin/searchprime experiment $S_FILE --out runs/paper --carry bench/results/study_cpu_carry"
 done_file=bench/results/study_cpu_steps.txt
 end=""
 skipped=""
@@ -27,11 +28,16 @@ skipped=""
 # The study's SFT runs under bf16 autocast (sft.trl.bf16, chosen on VMs with AMX). A VM kind
 # without native bf16 emulates it ~18x slower (402 s an SFT step on an AMD EPYC with AVX2,
 # 2026-12-02): no step would end, and an fp32 model would be another training than the ones
-# measured. Such a session runs nothing (FORCE=1 runs anyway).
+# measured. A session on such a VM runs nothing when the study asks for bf16 (FORCE=1 runs
+# anyway).
 if [ -z "${FORCE:-}" ] && ! .venv/bin/python -c "
+import sys
+from searchprime.config import load_config
+from searchprime.experiment import ExperimentConfig
 from searchprime.train.sft import cpu_has_native_bf16
-raise SystemExit(0 if cpu_has_native_bf16() else 1)"; then
-    echo "paper_study: this CPU has no native bf16 (AVX512-BF16 or AMX); the study's bf16 SFT would run ~18x slower here. Nothing run (FORCE=1 runs anyway)."
+bf16 = load_config(ExperimentConfig, sys.argv[1]).sft.trl.get('bf16')
+raise SystemExit(0 if not bf16 or cpu_has_native_bf16() else 1)" "$S_FILE"; then
+    echo "paper_study: $S_FILE asks for bf16 SFT and this CPU has no native bf16 (AVX512-BF16 or AMX): it would run ~18x slower here. Nothing run (FORCE=1 runs anyway)."
     exit 0
 fi
 
@@ -54,11 +60,11 @@ step() {  # minutes, then the experiment's arguments
     echo "$*" >> "$done_file"
 }
 
-# Costs measured on this VM kind when idle (run 1, a VM that kept its weights between sessions):
-# sft base 25 min, sft behavior 33, eval behavior 70 + entropy 20, RL behavior-rl ~90 (steps of
-# ~11 min), its eval 24. An arm's SFT model and its RL run are two steps (their sum does not fit
-# a session); a primed RL step (parent chain ~1 h, RL ~1.5 h, eval ~0.5 h) just fits a session
-# that starts with it on an idle CPU. pass@4 (eval.samples, first 60 dev tasks) on base,
+# Costs on the slower Intel VM kind when idle (session 13: sft base 28 min, sft behavior 38;
+# run 1: eval behavior 70 + entropy 20, RL behavior-rl ~90 in steps of ~11 min, its eval 24).
+# An arm's SFT model and its RL run are two steps (their sum does not fit a session); a primed
+# RL step (parent chain ~1 h, RL ~1.5 h, eval and entropy ~0.5 h: ~3 h 10 min) overruns a
+# 3-h session on that kind and fits on a faster one (run 2's VM trained 1.7-2.3x faster). pass@4 (eval.samples, first 60 dev tasks) on base,
 # behavior, direct-rl and behavior-rl comes last, each model trained once more for it (the
 # weight stamps tell whether that made the same bits as the training its greedy eval came from).
 step 60 --only handbook,prompted-rl,bonus-rl --samples 1
