@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 import platform
+from pathlib import Path
 
-from searchprime.experiment.ledger import LEDGER_FILE, StageLedger, code_commit, ledger_summary
+from searchprime.experiment.ledger import (
+    LEDGER_FILE,
+    StageLedger,
+    code_commit,
+    cpu_model,
+    ledger_summary,
+)
 
 
 def test_the_ledger_keeps_every_pass_of_every_stage(tmp_path):
@@ -29,13 +36,17 @@ def test_the_ledger_keeps_every_pass_of_every_stage(tmp_path):
         "passes": 1,
         "revisits": 1,
         "hosts": [platform.node()],
+        "cpu_models": [cpu_model()],
     }
     assert rows["sft base"]["passes"] == 3 and rows["sft base"]["seconds"] == 630.0
     assert rows["sft base"]["revisits"] == 0
     assert rows["sft base"]["done"] and not rows["eval base"]["done"]
     assert rows["eval base"]["last_end"] is None
     line = json.loads((tmp_path / LEDGER_FILE).read_text().splitlines()[0])
-    assert {"at", "host", "cpus", "loadavg", "commit", "pid"} <= set(line)
+    assert {"at", "host", "cpu", "cpus", "loadavg", "commit", "pid"} <= set(line)
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():  # the CPU kind, as the kernel names it
+        assert line["cpu"] in cpuinfo.read_text() and "\n" not in line["cpu"]
     assert line["commit"] == code_commit()  # this checkout's commit (None outside git)
 
 

@@ -88,7 +88,8 @@ def test_where_each_stage_ran_reaches_the_page(tmp_path: Path) -> None:
     path = tmp_path / "report.json"
     stages = [
         {"stage": "sft base", "done": True, "seconds": 3240.0, "passes": 2, "revisits": 3,
-         "hosts": ["vm-a", 7], "commits": ["b99232d"], "first_start": "2026-11-30T21:10:00Z",
+         "hosts": ["vm-a", 7], "cpu_models": ["AMD EPYC", "Intel Xeon <AMX>"],
+         "commits": ["b99232d"], "first_start": "2026-11-30T21:10:00Z",
          "last_end": "2026-11-30T22:05:00Z"},
         {"stage": "eval <base>", "done": False, "seconds": "x", "passes": True},
         {"seconds": 5.0},
@@ -98,11 +99,16 @@ def test_where_each_stage_ran_reaches_the_page(tmp_path: Path) -> None:
     report = load_files([path])
     assert [s.stage for s in report.stages] == ["sft base", "eval <base>"]
     assert report.stages[0].hosts == ["vm-a"] and report.stages[1].seconds == 0.0
+    assert report.stages[0].cpu_models == ["AMD EPYC", "Intel Xeon <AMX>"]
+    assert report.stages[1].cpu_models == []  # rows from before the field
     assert report.stages[1].passes == 0 and report.stages[0].revisits == 3
     page = render_html(report)
     table = re.search(r'<section id="stages">.*?</section>', page, re.S).group(0)
     assert "54 min of stage time over every run" in table
-    row = "<td>sft base</td><td>done</td><td>54 min</td><td>2 (+3 cached)</td><td>vm-a</td>"
+    row = (
+        "<td>sft base</td><td>done</td><td>54 min</td><td>2 (+3 cached)</td><td>vm-a</td>"
+        "<td>AMD EPYC, Intel Xeon &lt;AMX&gt;</td><td>b99232d</td>"
+    )
     assert row in table
     assert "<td>eval &lt;base&gt;</td><td>unfinished</td>" in table
     path.write_text(json.dumps({"arms": {"base": {"n": 2, "em": 0.5}}}))

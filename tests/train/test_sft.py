@@ -296,17 +296,14 @@ def test_cpu_bf16_default_follows_the_cpu_and_stays_on_the_cpu(tmp_path) -> None
     ({}, False, False),
     ({"bf16": False}, False, False),
 ])  # fmt: skip
-def test_bf16_asked_for_on_a_cpu_that_emulates_it_is_said(
-    tmp_path, monkeypatch, trl, native, warns
-):
-    import warnings
-
+def test_bf16_asked_for_on_a_cpu_without_it_is_said(
+    tmp_path, monkeypatch, caplog, trl, native, warns
+) -> None:
     from searchprime.train import sft
 
     monkeypatch.setattr(sft, "cpu_has_native_bf16", lambda: native)
     run = SFTRunConfig(model="m", data="d", output_dir=str(tmp_path), trl=trl)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with caplog.at_level("WARNING", logger="searchprime.train.sft"):
         sft._sft_config(run, True)
-    said = [str(w.message) for w in caught if "no native bf16" in str(w.message)]
-    assert said == ([sft.EMULATED_BF16] if warns else [])
+    said = [r.getMessage() for r in caplog.records if "no native bf16" in r.getMessage()]
+    assert said == ([sft.FP32_KERNELS_NOTE] if warns else [])

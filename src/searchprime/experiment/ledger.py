@@ -3,7 +3,8 @@
 A long study spans several processes and machines through its cache; the report's stage times
 cover only the last run. The ledger keeps every run's: the stage, ``start`` / ``done`` /
 ``failed`` (a ``start`` with nothing after it is a run that was killed), the time, the host,
-its CPU count and load, and the code's commit, so a result can say which stages ran where.
+its CPU model, count and load, and the code's commit, so a result can say which stages ran
+where (two VM kinds' kernels train other bits from the same recipe).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Literal
 
 from searchprime.records import iter_json_lines, repair_tail
 
-__all__ = ["LEDGER_FILE", "StageLedger", "code_commit", "ledger_summary"]
+__all__ = ["LEDGER_FILE", "StageLedger", "code_commit", "cpu_model", "ledger_summary"]
 
 LEDGER_FILE = "stages.jsonl"
 
@@ -40,6 +41,18 @@ def code_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+@cache
+def cpu_model() -> str | None:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() or None
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 class StageLedger:
@@ -66,6 +79,7 @@ class StageLedger:
             row["seconds"] = round(seconds, 1)
         row.update(
             host=platform.node(),
+            cpu=cpu_model(),
             cpus=os.cpu_count(),
             loadavg=[round(x, 2) for x in os.getloadavg()],
             commit=code_commit(),
@@ -83,7 +97,8 @@ class StageLedger:
 def ledger_summary(path: Path) -> list[dict[str, Any]]:
     """Per stage of the ledger ``path``, in first-start order, over every run: finished or not,
     the seconds spent (finished and failed passes; a killed pass left no time), the passes,
-    hosts, commits, and when it first started and last ended. Read-only (safe beside a run).
+    hosts, CPU models, commits, and when it first started and last ended. Read-only (safe
+    beside a run).
 
     Once a stage is done, a later run enters it only to find its outputs cached: such a pass
     counts in ``revisits``, and its host, commit and seconds are left out, so the row says where
@@ -106,6 +121,7 @@ def ledger_summary(path: Path) -> list[dict[str, Any]]:
                 "passes": 0,
                 "revisits": 0,
                 "hosts": [],
+                "cpu_models": [],
                 "commits": [],
                 "first_start": ev.get("at"),
                 "last_end": None,
@@ -115,7 +131,11 @@ def ledger_summary(path: Path) -> list[dict[str, Any]]:
             row["revisits"] += ev.get("event") == "start"
         elif ev.get("event") == "start":
             row["passes"] += 1
-            for key, value in (("hosts", ev.get("host")), ("commits", ev.get("commit"))):
+            for key, value in (
+                ("hosts", ev.get("host")),
+                ("cpu_models", ev.get("cpu")),
+                ("commits", ev.get("commit")),
+            ):
                 if value is not None and value not in row[key]:
                     row[key].append(value)
         else:

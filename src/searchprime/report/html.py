@@ -317,8 +317,8 @@ def _stages_table(report: Report) -> str:
     rows = [
         f"<tr><td>{_e(r.stage)}</td><td>{'done' if r.done else 'unfinished'}</td>"
         f"<td>{_duration(r.seconds)}</td><td>{_passes(r)}</td><td>{_e(', '.join(r.hosts))}</td>"
-        f"<td>{_e(', '.join(r.commits))}</td><td>{_e(r.first_start or '-')}</td>"
-        f"<td>{_e(r.last_end or '-')}</td></tr>"
+        f"<td>{_e(', '.join(r.cpu_models))}</td><td>{_e(', '.join(r.commits))}</td>"
+        f"<td>{_e(r.first_start or '-')}</td><td>{_e(r.last_end or '-')}</td></tr>"
         for r in report.stages
     ]
     total = sum(r.seconds for r in report.stages)
@@ -326,7 +326,7 @@ def _stages_table(report: Report) -> str:
         "stages",
         f"Where it ran ({_duration(total)} of stage time over every run)",
         "stages-table",
-        "<th>stage</th><th>state</th><th>time</th><th>passes</th><th>hosts</th><th>commits</th>"
+        "<th>stage</th><th>state</th><th>time</th><th>passes</th><th>hosts</th><th>CPUs</th><th>commits</th>"
         "<th>first start (UTC)</th><th>last end (UTC)</th>",
         rows,
     )

@@ -165,6 +165,9 @@ class StageRun(BaseModel):
     )
     revisits: int = Field(default=0, description="Later runs that found it cached.")
     hosts: list[str] = Field(default_factory=list)
+    cpu_models: list[str] = Field(
+        default_factory=list, description="The CPU kinds it ran on (their kernels' bits differ)."
+    )
     commits: list[str] = Field(default_factory=list)
     first_start: str | None = None
     last_end: str | None = None

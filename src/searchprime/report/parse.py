@@ -288,6 +288,7 @@ def parse_stages(raw: Any) -> list[StageRun]:
                 passes=_int(row, "passes"),
                 revisits=_int(row, "revisits"),
                 hosts=_strings(row, "hosts"),
+                cpu_models=_strings(row, "cpu_models"),
                 commits=_strings(row, "commits"),
                 first_start=_text(row, "first_start"),
                 last_end=_text(row, "last_end"),

@@ -33,8 +33,8 @@ field; ``overwrite`` starts over (see :func:`searchprime.train.resume.plan_run`)
 from __future__ import annotations
 
 import json
+import logging
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from typing import Any
 from searchprime._lazy import require
 from searchprime.errors import ConfigError
 from searchprime.records import atomic_write_text
+from searchprime.train.cpu_bf16 import cpu_bf16_context, cpu_has_native_bf16
 from searchprime.train.fingerprint import file_digest, model_digest
 from searchprime.train.resume import ResumePlan, plan_run
 from searchprime.train.sft_config import TRL_DEFAULTS, LoraSettings, SFTRunConfig
@@ -70,6 +71,8 @@ __all__ = [
     "whole_run_loss",
 ]
 
+_log = logging.getLogger(__name__)
+
 #: Written into the output folder at start: the fingerprint of the run's settings.
 SETTINGS_FILE = "searchprime_sft_settings.json"
 
@@ -77,20 +80,12 @@ SETTINGS_FILE = "searchprime_sft_settings.json"
 # --------------------------------------------------------------------------- trainer
 
 
-#: Said when a run asks for bf16 on a CPU that can only emulate it.
-EMULATED_BF16 = (
-    "trl.bf16 is true but this CPU has no native bf16 (AVX512-BF16 or AMX): bf16 products are "
-    "emulated, on one core. SmolLM2's SFT took 402 s a step on such a CPU (AMD EPYC, AVX2) "
-    "against 32 s in fp32 there and 22 s in bf16 on a CPU with AMX. Leave trl.bf16 unset to "
-    "get bf16 only where it is native, or set it false."
+#: Said when a run asks for bf16 on a CPU that has no native bf16.
+FP32_KERNELS_NOTE = (
+    "this CPU has no native bf16 (AVX512-BF16 or AMX): bf16 products run on fp32 kernels "
+    "(same dtypes in and out, about fp32's speed; torch's own emulation is ~25x slower), so "
+    "this training's bits differ from a native-bf16 CPU's as two CPU kinds' kernels do"
 )
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 matrix products natively (AVX512-BF16 or AMX)."""
-    torch = require("torch", "train")
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
 
 def _sft_config(cfg: SFTRunConfig, assistant_only: bool) -> Any:
@@ -101,10 +96,10 @@ def _sft_config(cfg: SFTRunConfig, assistant_only: bool) -> Any:
         if "bf16" not in cfg.trl:
             # TRL defaults to bf16. On a CPU with native bf16 (AVX512-BF16 / AMX) autocast
             # measured 1.23x the tokens/s of fp32 for SmolLM2 with the same losses; without it
-            # bf16 is emulated and slower.
+            # bf16 runs on fp32 kernels (cpu_bf16) at fp32's speed: no gain, another model.
             kwargs["bf16"] = cpu_has_native_bf16()
         elif kwargs.get("bf16") and not cpu_has_native_bf16():
-            warnings.warn(EMULATED_BF16, stacklevel=2)
+            _log.warning(FP32_KERNELS_NOTE)
         if kwargs.get("bf16"):
             kwargs.setdefault("use_cpu", True)  # else transformers refuses bf16 without a GPU
         kwargs.setdefault("dataloader_pin_memory", False)
@@ -339,7 +334,8 @@ def run_sft(
     with tracking(cfg.report_to, out):
         built = build_trainer(cfg, [*(callbacks or []), _log_at_saves()])
         start = time.perf_counter()
-        result = built.trainer.train(resume_from_checkpoint=resume)
+        with cpu_bf16_context(bool(built.args.bf16), built.args.device.type):
+            result = built.trainer.train(resume_from_checkpoint=resume)
         runtime = time.perf_counter() - start
     _save(built, cfg)
     state = built.trainer.state
