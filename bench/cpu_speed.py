@@ -63,7 +63,7 @@ def workload_seconds(
 
 
 def main() -> None:
-    from searchprime.train.sft import cpu_has_native_bf16
+    from searchprime.train.cpu_bf16 import cpu_has_native_bf16
 
     fp32 = workload_seconds()
     bf16 = workload_seconds(bf16=True)

@@ -38,7 +38,7 @@ from searchprime.experiment.rl_stage import rl_run_config
 from searchprime.records import Trajectory, read_jsonl, write_jsonl
 from searchprime.rl.grpo import SUMMARY_FILE, RLSummary, read_steps, run_rl
 from searchprime.search.bm25 import BM25Search
-from searchprime.train.sft import cpu_has_native_bf16
+from searchprime.train.cpu_bf16 import cpu_has_native_bf16
 from searchprime.world import load_world
 from searchprime.world.calibrate import ensure_index
 
